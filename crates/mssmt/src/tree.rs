@@ -1,0 +1,407 @@
+//! The compacted MS-SMT: a subtree holding a single leaf is stored as that
+//! leaf, so a tree of n random leaves has about 2n stored nodes instead of
+//! 256n, while roots and proofs are those of the full 256-level tree.
+
+use crate::node::{bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH};
+use crate::proof::Proof;
+use crate::store::{MemStore, NodeStore, StoredNode};
+use std::future::Future;
+use std::pin::Pin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError<E: std::error::Error + 'static> {
+    #[error("node store: {0}")]
+    Store(#[source] E),
+    #[error(transparent)]
+    Overflow(#[from] SumOverflow),
+    #[error("tree is corrupt: node {0} is referenced but not stored")]
+    MissingNode(String),
+}
+
+/// One leaf write; an empty value with sum 0 deletes the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafUpdate {
+    pub key: Hash,
+    pub value: Vec<u8>,
+    pub sum: u64,
+}
+
+impl LeafUpdate {
+    pub fn delete(key: Hash) -> Self {
+        LeafUpdate {
+            key,
+            value: Vec::new(),
+            sum: 0,
+        }
+    }
+    fn is_delete(&self) -> bool {
+        self.value.is_empty() && self.sum == 0
+    }
+}
+
+/// A rebuilt subtree as its parent sees it.
+enum Sub {
+    /// Untouched by the update; kind unknown without a lookup.
+    Existing(Node),
+    Empty,
+    Leaf { key: Hash, value: Vec<u8>, sum: u64, node: Node },
+    Branch(Node),
+}
+
+impl Sub {
+    fn node(&self, depth: usize) -> Node {
+        match self {
+            Sub::Existing(n) | Sub::Branch(n) => *n,
+            Sub::Leaf { node, .. } => *node,
+            Sub::Empty => empty_tree()[depth],
+        }
+    }
+    fn is_empty(&self, depth: usize) -> bool {
+        match self {
+            Sub::Empty => true,
+            Sub::Existing(n) => n.is_empty_at(depth),
+            _ => false,
+        }
+    }
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An MS-SMT over a [`NodeStore`].
+pub struct Tree<S: NodeStore> {
+    store: S,
+}
+
+impl<S: NodeStore> Tree<S> {
+    pub fn new(store: S) -> Self {
+        Tree { store }
+    }
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    pub async fn root(&mut self) -> Result<Node, TreeError<S::Error>> {
+        Ok(self
+            .store
+            .load_root()
+            .await
+            .map_err(TreeError::Store)?
+            .unwrap_or_else(empty_root))
+    }
+
+    pub async fn insert(
+        &mut self,
+        key: Hash,
+        value: Vec<u8>,
+        sum: u64,
+    ) -> Result<Node, TreeError<S::Error>> {
+        self.apply(vec![LeafUpdate { key, value, sum }]).await
+    }
+
+    pub async fn delete(&mut self, key: Hash) -> Result<Node, TreeError<S::Error>> {
+        self.apply(vec![LeafUpdate::delete(key)]).await
+    }
+
+    /// Applies many leaf writes with one root update; for a repeated key the
+    /// last write wins. On error nothing is written to the store.
+    pub async fn apply(
+        &mut self,
+        mut updates: Vec<LeafUpdate>,
+    ) -> Result<Node, TreeError<S::Error>> {
+        // Keep the last write per key: stable sort, then dedup keeping the last.
+        updates.reverse();
+        updates.sort_by(|a, b| a.key.cmp(&b.key));
+        updates.dedup_by(|later, earlier| later.key == earlier.key);
+        let root = self.root().await?;
+        let mut out = Vec::new();
+        let sub = self.merge(0, root, updates, &mut out).await?;
+        let new_root = sub.node(0);
+        if !out.is_empty() {
+            self.store.store_nodes(out).await.map_err(TreeError::Store)?;
+        }
+        self.store
+            .store_root(new_root)
+            .await
+            .map_err(TreeError::Store)?;
+        Ok(new_root)
+    }
+
+    async fn load(&mut self, hash: &Hash) -> Result<StoredNode, TreeError<S::Error>> {
+        self.store
+            .load_node(hash)
+            .await
+            .map_err(TreeError::Store)?
+            .ok_or_else(|| TreeError::MissingNode(hex::encode(hash)))
+    }
+
+    fn merge<'a>(
+        &'a mut self,
+        depth: usize,
+        cur: Node,
+        mut pending: Vec<LeafUpdate>,
+        out: &'a mut Vec<(Hash, StoredNode)>,
+    ) -> BoxFut<'a, Result<Sub, TreeError<S::Error>>> {
+        Box::pin(async move {
+            if pending.is_empty() {
+                return Ok(Sub::Existing(cur));
+            }
+            let children = if cur.is_empty_at(depth) {
+                None
+            } else {
+                match self.load(&cur.hash).await? {
+                    StoredNode::Branch { left, right } => Some((left, right)),
+                    StoredNode::Leaf { key, value, sum } => {
+                        // The resident leaf joins the updates unless one of
+                        // them overwrites it.
+                        if !pending.iter().any(|u| u.key == key) {
+                            pending.push(LeafUpdate { key, value, sum });
+                        }
+                        None
+                    }
+                }
+            };
+            let (left, right) = match children {
+                Some(c) => c,
+                None => {
+                    pending.retain(|u| !u.is_delete());
+                    if pending.len() <= 1 {
+                        return match pending.pop() {
+                            None => Ok(Sub::Empty),
+                            Some(u) => self.make_leaf(depth, u, out),
+                        };
+                    }
+                    // Two distinct keys differ at some bit < 256, so depth < 256.
+                    let e = empty_tree()[depth + 1];
+                    (e, e)
+                }
+            };
+            let (lu, ru): (Vec<_>, Vec<_>) = pending.into_iter().partition(|u| !bit(&u.key, depth));
+            let l = self.merge(depth + 1, left, lu, out).await?;
+            let r = self.merge(depth + 1, right, ru, out).await?;
+            self.combine(depth, l, r, out).await
+        })
+    }
+
+    fn make_leaf(
+        &mut self,
+        depth: usize,
+        u: LeafUpdate,
+        out: &mut Vec<(Hash, StoredNode)>,
+    ) -> Result<Sub, TreeError<S::Error>> {
+        let node = compacted_leaf_hash(&u.key, Node::leaf(&u.value, u.sum), depth)?;
+        out.push((
+            node.hash,
+            StoredNode::Leaf {
+                key: u.key,
+                value: u.value.clone(),
+                sum: u.sum,
+            },
+        ));
+        Ok(Sub::Leaf {
+            key: u.key,
+            value: u.value,
+            sum: u.sum,
+            node,
+        })
+    }
+
+    async fn combine(
+        &mut self,
+        depth: usize,
+        l: Sub,
+        r: Sub,
+        out: &mut Vec<(Hash, StoredNode)>,
+    ) -> Result<Sub, TreeError<S::Error>> {
+        let child = depth + 1;
+        let (le, re) = (l.is_empty(child), r.is_empty(child));
+        if le && re {
+            return Ok(Sub::Empty);
+        }
+        // A lone compacted leaf under an otherwise empty branch moves up.
+        if le || re {
+            let only = if le { r } else { l };
+            let only = match only {
+                Sub::Existing(n) => match self.load(&n.hash).await? {
+                    StoredNode::Leaf { key, value, sum } => Sub::Leaf {
+                        key,
+                        value,
+                        sum,
+                        node: n,
+                    },
+                    StoredNode::Branch { .. } => Sub::Branch(n),
+                },
+                other => other,
+            };
+            if let Sub::Leaf { key, value, sum, node } = only {
+                let e = empty_tree()[child];
+                let up = if bit(&key, depth) {
+                    Node::branch(&e, &node)?
+                } else {
+                    Node::branch(&node, &e)?
+                };
+                out.push((
+                    up.hash,
+                    StoredNode::Leaf {
+                        key,
+                        value: value.clone(),
+                        sum,
+                    },
+                ));
+                return Ok(Sub::Leaf {
+                    key,
+                    value,
+                    sum,
+                    node: up,
+                });
+            }
+            let (ln, rn) = if le {
+                (empty_tree()[child], only.node(child))
+            } else {
+                (only.node(child), empty_tree()[child])
+            };
+            return self.push_branch(ln, rn, out);
+        }
+        self.push_branch(l.node(child), r.node(child), out)
+    }
+
+    fn push_branch(
+        &mut self,
+        left: Node,
+        right: Node,
+        out: &mut Vec<(Hash, StoredNode)>,
+    ) -> Result<Sub, TreeError<S::Error>> {
+        let n = Node::branch(&left, &right)?;
+        out.push((n.hash, StoredNode::Branch { left, right }));
+        Ok(Sub::Branch(n))
+    }
+
+    /// The leaf at `key`: `(value, sum)`, or `None` if absent.
+    pub async fn get(&mut self, key: &Hash) -> Result<Option<(Vec<u8>, u64)>, TreeError<S::Error>> {
+        let mut cur = self.root().await?;
+        for depth in 0..=MAX_DEPTH {
+            if cur.is_empty_at(depth) {
+                return Ok(None);
+            }
+            match self.load(&cur.hash).await? {
+                StoredNode::Leaf { key: k, value, sum } => {
+                    return Ok((k == *key).then_some((value, sum)));
+                }
+                StoredNode::Branch { left, right } => {
+                    cur = if bit(key, depth) { right } else { left };
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Inclusion proof (if `key` is present) or exclusion proof (if not).
+    pub async fn proof(&mut self, key: &Hash) -> Result<Proof, TreeError<S::Error>> {
+        let empty = empty_tree();
+        // siblings[d] = sibling of the node at depth d+1 on key's path.
+        let mut siblings: Vec<Node> = Vec::with_capacity(MAX_DEPTH);
+        let mut cur = self.root().await?;
+        let mut depth = 0;
+        while depth < MAX_DEPTH {
+            if cur.is_empty_at(depth) {
+                break;
+            }
+            match self.load(&cur.hash).await? {
+                StoredNode::Branch { left, right } => {
+                    let (next, sib) = if bit(key, depth) { (right, left) } else { (left, right) };
+                    siblings.push(sib);
+                    cur = next;
+                    depth += 1;
+                }
+                StoredNode::Leaf { key: k, value, sum } => {
+                    if k != *key {
+                        // Paths agree until the first differing bit; there the
+                        // sibling is the resident leaf compacted one level down.
+                        let mut d = depth;
+                        while d < MAX_DEPTH && bit(&k, d) == bit(key, d) {
+                            siblings.push(empty[d + 1]);
+                            d += 1;
+                        }
+                        if d < MAX_DEPTH {
+                            siblings.push(compacted_leaf_hash(&k, Node::leaf(&value, sum), d + 1)?);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        while siblings.len() < MAX_DEPTH {
+            siblings.push(empty[siblings.len() + 1]);
+        }
+        siblings.reverse();
+        Ok(Proof { nodes: siblings })
+    }
+}
+
+/// Runs a future that never waits (those of [`MemStore`]) to completion.
+pub fn block_on_ready<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A synchronous, in-memory tree.
+pub struct MemTree {
+    inner: Tree<MemStore>,
+}
+
+impl Default for MemTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub type MemResult<T> = Result<T, SumOverflow>;
+
+fn mem_err(e: TreeError<std::convert::Infallible>) -> SumOverflow {
+    match e {
+        TreeError::Overflow(o) => o,
+        // The in-memory store cannot fail or lose a node it was given.
+        TreeError::Store(i) => match i {},
+        TreeError::MissingNode(_) => SumOverflow { left: 0, right: 0 },
+    }
+}
+
+impl MemTree {
+    pub fn new() -> Self {
+        MemTree {
+            inner: Tree::new(MemStore::new()),
+        }
+    }
+    pub fn root(&mut self) -> Node {
+        block_on_ready(self.inner.root()).unwrap_or_else(|_| empty_root())
+    }
+    pub fn insert(&mut self, key: Hash, value: Vec<u8>, sum: u64) -> MemResult<Node> {
+        block_on_ready(self.inner.insert(key, value, sum)).map_err(mem_err)
+    }
+    pub fn delete(&mut self, key: Hash) -> MemResult<Node> {
+        block_on_ready(self.inner.delete(key)).map_err(mem_err)
+    }
+    pub fn apply(&mut self, updates: Vec<LeafUpdate>) -> MemResult<Node> {
+        block_on_ready(self.inner.apply(updates)).map_err(mem_err)
+    }
+    pub fn get(&mut self, key: &Hash) -> Option<(Vec<u8>, u64)> {
+        block_on_ready(self.inner.get(key)).ok().flatten()
+    }
+    pub fn proof(&mut self, key: &Hash) -> MemResult<Proof> {
+        block_on_ready(self.inner.proof(key)).map_err(mem_err)
+    }
+    pub fn store(&self) -> &MemStore {
+        self.inner.store()
+    }
+}
