@@ -1,1 +1,76 @@
-fn main(){}
+//! The `tapvault` binary.
+
+mod input;
+mod mssmt_cmd;
+mod proof_cmd;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tapvault",
+    version,
+    about = "A self-hosted personal backup universe for Taproot Assets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Work with proofs and proof files.
+    #[command(subcommand)]
+    Proof(ProofCmd),
+    /// MS-SMT interop checks.
+    #[command(subcommand)]
+    Mssmt(MssmtCmd),
+}
+
+#[derive(Subcommand)]
+enum ProofCmd {
+    /// Decode a proof (TAPP) or proof file (TAPF), raw or hex, and print JSON.
+    Decode {
+        /// Path, or `-` for stdin.
+        input: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MssmtCmd {
+    /// Read `KEY_HEX VALUE_HEX SUM` lines from stdin; print root hash and sum.
+    Root,
+    /// Same input; print the compressed inclusion/exclusion proof for KEY_HEX.
+    Proof { key: String },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Proof(ProofCmd::Decode { input }) => {
+            let v = proof_cmd::decode(&input)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Cmd::Mssmt(MssmtCmd::Root) => {
+            let leaves = mssmt_cmd::parse_leaves(std::io::stdin().lock())?;
+            let mut t = mssmt_cmd::build(leaves)?;
+            let root = t.root();
+            println!("{} {}", hex::encode(root.hash), root.sum);
+        }
+        Cmd::Mssmt(MssmtCmd::Proof { key }) => {
+            let key = mssmt_cmd::parse_key(&key)?;
+            let leaves = mssmt_cmd::parse_leaves(std::io::stdin().lock())?;
+            let mut t = mssmt_cmd::build(leaves)?;
+            let p = t.proof(&key).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", hex::encode(p.compress().encode()));
+        }
+    }
+    Ok(())
+}

@@ -98,8 +98,10 @@ impl Address {
         let amount = exact(s.require(10)?, |r| r.bigsize()).within("amount(10)")?;
         let courier = s.require(12)?;
         let proof_courier_addr = String::from_utf8(courier.to_vec()).map_err(|_| {
-            DecodeError::new(ErrorKind::Invalid("proof courier address is not UTF-8".into()))
-                .within("proof_courier_addr(12)")
+            DecodeError::new(ErrorKind::Invalid(
+                "proof courier address is not UTF-8".into(),
+            ))
+            .within("proof_courier_addr(12)")
         })?;
         Ok(Address {
             network,
@@ -138,7 +140,8 @@ impl Address {
 
     /// The bech32m string.
     pub fn encode(&self) -> Result<String> {
-        let hrp = Hrp::parse(self.network.hrp()).map_err(|e| DecodeError::new(ErrorKind::Bech32(e.to_string())))?;
+        let hrp = Hrp::parse(self.network.hrp())
+            .map_err(|e| DecodeError::new(ErrorKind::Bech32(e.to_string())))?;
         bech32::encode::<Bech32m>(hrp, &self.encode_payload())
             .map_err(|e| DecodeError::new(ErrorKind::Bech32(e.to_string())))
     }

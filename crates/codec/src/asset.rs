@@ -2,7 +2,9 @@
 
 use crate::error::{invalid, ErrorKind, Result, Within};
 use crate::primitives::{outpoint_hash_bytes, read_outpoint, sha256, write_outpoint, PubKey};
-use crate::tlv::{exact, write_bigsize, write_var_bytes, Policy, Reader, Stream, StreamWriter, UnknownOdd};
+use crate::tlv::{
+    exact, write_bigsize, write_var_bytes, Policy, Reader, Stream, StreamWriter, UnknownOdd,
+};
 use bitcoin::OutPoint;
 use tapvault_mssmt::CompressedProof;
 
@@ -165,7 +167,11 @@ pub fn read_tx_witness(r: &mut Reader) -> Result<Vec<Vec<u8>>> {
     let n = r.count(MAX_TX_WITNESS_ITEMS, 1)?;
     let mut items = Vec::with_capacity(n);
     for i in 0..n {
-        items.push(r.var_bytes(MAX_TX_WITNESS_ITEM).within(format!("item {i}"))?.to_vec());
+        items.push(
+            r.var_bytes(MAX_TX_WITNESS_ITEM)
+                .within(format!("item {i}"))?
+                .to_vec(),
+        );
     }
     Ok(items)
 }
@@ -263,7 +269,9 @@ fn read_witnesses(r: &mut Reader) -> Result<Vec<Witness>> {
     let n = r.count(MAX_WITNESSES, 1)?;
     let mut ws = Vec::with_capacity(n);
     for i in 0..n {
-        let b = r.var_bytes(MAX_WITNESS_SIZE).within(format!("witness {i}"))?;
+        let b = r
+            .var_bytes(MAX_WITNESS_SIZE)
+            .within(format!("witness {i}"))?;
         ws.push(Witness::decode(b).within(format!("witness {i}"))?);
     }
     Ok(ws)

@@ -53,7 +53,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(kind: ErrorKind) -> Self {
-        DecodeError { path: Vec::new(), kind }
+        DecodeError {
+            path: Vec::new(),
+            kind,
+        }
     }
     /// Adds an outer path element.
     pub fn within(mut self, what: impl Into<String>) -> Self {

@@ -58,7 +58,9 @@ impl File {
         let mut entries = Vec::with_capacity(n);
         let mut prev = [0u8; 32];
         for i in 0..n {
-            let raw = r.var_bytes(MAX_PROOF_IN_FILE).within(format!("proof {i}"))?;
+            let raw = r
+                .var_bytes(MAX_PROOF_IN_FILE)
+                .within(format!("proof {i}"))?;
             let hash: [u8; 32] = r.array().within(format!("proof {i} hash"))?;
             let want = chain_hash(&prev, raw);
             if want != hash {
@@ -111,6 +113,9 @@ impl File {
 
     /// Decodes the last proof: the asset's current state.
     pub fn last_proof(&self) -> Result<Option<Proof>> {
-        self.entries.last().map(|e| Proof::decode(&e.raw)).transpose()
+        self.entries
+            .last()
+            .map(|e| Proof::decode(&e.raw))
+            .transpose()
     }
 }

@@ -18,19 +18,23 @@ pub mod tlv;
 
 pub use address::{Address, AddressNetwork};
 pub use asset::{Asset, AssetId, Genesis, PrevId, SplitCommitment, SplitRoot, Witness};
-pub use derived::{burn_key, proof_type, universe_leaf_info, universe_leaf_key, ProofType, UniverseLeafInfo, UniverseSubject};
+pub use derived::{
+    burn_key, proof_type, universe_leaf_info, universe_leaf_key, ProofType, UniverseLeafInfo,
+    UniverseSubject,
+};
 pub use error::{DecodeError, ErrorKind};
 pub use file::{File, FileEntry};
 pub use primitives::PubKey;
 pub use proof::{
-    AnchorTx, AssetProof, BlockHeader, CommitmentProof, GroupKeyReveal, MetaReveal, Proof, RawProof, StxoProof,
-    TaprootAssetProof, TaprootProof, TapscriptPreimage, TapscriptProof, TxMerkleProof,
+    AnchorTx, AssetProof, BlockHeader, CommitmentProof, GroupKeyReveal, MetaReveal, Proof,
+    RawProof, StxoProof, TaprootAssetProof, TaprootProof, TapscriptPreimage, TapscriptProof,
+    TxMerkleProof,
 };
 
 /// A blob that is either a single proof or a proof file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProofBlob {
-    Single(RawProof),
+    Single(Box<RawProof>),
     File(File),
 }
 
@@ -40,7 +44,7 @@ impl ProofBlob {
         if b.starts_with(&file::FILE_MAGIC) {
             Ok(ProofBlob::File(File::decode(b)?))
         } else {
-            Ok(ProofBlob::Single(RawProof::decode(b)?))
+            Ok(ProofBlob::Single(Box::new(RawProof::decode(b)?)))
         }
     }
 }

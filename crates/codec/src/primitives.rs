@@ -128,5 +128,6 @@ pub fn write_compact_size(out: &mut Vec<u8>, v: u64) {
 
 /// Parses `"<display txid>:<vout>"`.
 pub fn parse_outpoint(s: &str) -> std::result::Result<OutPoint, String> {
-    s.parse::<OutPoint>().map_err(|e| format!("bad outpoint {s:?}: {e}"))
+    s.parse::<OutPoint>()
+        .map_err(|e| format!("bad outpoint {s:?}: {e}"))
 }

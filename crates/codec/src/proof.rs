@@ -3,8 +3,13 @@
 use crate::asset::{read_tx_witness, write_tx_witness, Asset, Genesis};
 use crate::error::{invalid, DecodeError, ErrorKind, Result, Within};
 use crate::file::File;
-use crate::primitives::{read_compact_size, read_outpoint, write_compact_size, write_outpoint, PubKey};
-use crate::tlv::{exact, write_bigsize, write_var_bytes, Policy, Reader, Stream, StreamWriter, UnknownOdd, MAX_P2P_RECORD};
+use crate::primitives::{
+    read_compact_size, read_outpoint, write_compact_size, write_outpoint, PubKey,
+};
+use crate::tlv::{
+    exact, write_bigsize, write_var_bytes, Policy, Reader, Stream, StreamWriter, UnknownOdd,
+    MAX_P2P_RECORD,
+};
 use bitcoin::hashes::Hash as _;
 use bitcoin::{OutPoint, Transaction, Txid};
 use tapvault_mssmt::CompressedProof;
@@ -48,7 +53,10 @@ impl TapscriptPreimage {
                 let n = read_compact_size(&mut r).within("script length")?;
                 let script = r.take(n).within("script")?.to_vec();
                 r.finish()?;
-                Ok(TapscriptPreimage::Leaf { leaf_version, script })
+                Ok(TapscriptPreimage::Leaf {
+                    leaf_version,
+                    script,
+                })
             }
             1 => {
                 let rest = r.take(r.remaining() as u64)?;
@@ -65,7 +73,10 @@ impl TapscriptPreimage {
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::new();
         match self {
-            TapscriptPreimage::Leaf { leaf_version, script } => {
+            TapscriptPreimage::Leaf {
+                leaf_version,
+                script,
+            } => {
                 v.push(0);
                 v.push(*leaf_version);
                 write_compact_size(&mut v, script.len() as u64);
@@ -428,10 +439,9 @@ impl MetaReveal {
                 let mut urls = Vec::with_capacity(n);
                 for i in 0..n {
                     let u = r.var_bytes(MAX_URL_LEN).within(format!("url {i}"))?;
-                    urls.push(
-                        String::from_utf8(u.to_vec())
-                            .map_err(|_| DecodeError::new(ErrorKind::Invalid(format!("url {i} is not UTF-8"))))?,
-                    );
+                    urls.push(String::from_utf8(u.to_vec()).map_err(|_| {
+                        DecodeError::new(ErrorKind::Invalid(format!("url {i} is not UTF-8")))
+                    })?);
                 }
                 Ok(urls)
             })
@@ -497,7 +507,11 @@ impl GroupKeyReveal {
             let tapscript_root = match r.remaining() {
                 0 => None,
                 32 => Some(r.array()?),
-                n => return invalid(format!("group key reveal V0 root of {n} bytes (want 0 or 32)")),
+                n => {
+                    return invalid(format!(
+                        "group key reveal V0 root of {n} bytes (want 0 or 32)"
+                    ))
+                }
             };
             return Ok(GroupKeyReveal::V0 {
                 raw_key,
@@ -562,9 +576,12 @@ pub struct AnchorTx {
 
 impl AnchorTx {
     pub fn decode(b: &[u8]) -> Result<Self> {
-        let tx: Transaction =
-            bitcoin::consensus::deserialize(b).map_err(|e| DecodeError::new(ErrorKind::BadTx(e.to_string())))?;
-        Ok(AnchorTx { raw: b.to_vec(), tx })
+        let tx: Transaction = bitcoin::consensus::deserialize(b)
+            .map_err(|e| DecodeError::new(ErrorKind::BadTx(e.to_string())))?;
+        Ok(AnchorTx {
+            raw: b.to_vec(),
+            tx,
+        })
     }
     pub fn txid(&self) -> Txid {
         self.tx.compute_txid()
@@ -577,7 +594,8 @@ pub struct BlockHeader(pub [u8; 80]);
 
 impl BlockHeader {
     pub fn parse(&self) -> Result<bitcoin::block::Header> {
-        bitcoin::consensus::deserialize(&self.0).map_err(|e| DecodeError::new(ErrorKind::Invalid(e.to_string())))
+        bitcoin::consensus::deserialize(&self.0)
+            .map_err(|e| DecodeError::new(ErrorKind::Invalid(e.to_string())))
     }
     pub fn merkle_root(&self) -> [u8; 32] {
         let mut m = [0u8; 32];
@@ -585,7 +603,9 @@ impl BlockHeader {
         m
     }
     pub fn block_hash(&self) -> bitcoin::BlockHash {
-        bitcoin::BlockHash::from_byte_array(bitcoin::hashes::sha256d::Hash::hash(&self.0).to_byte_array())
+        bitcoin::BlockHash::from_byte_array(
+            bitcoin::hashes::sha256d::Hash::hash(&self.0).to_byte_array(),
+        )
     }
 }
 
@@ -665,11 +685,17 @@ impl Proof {
             .within("exclusion_proofs(13)")?,
             None => Vec::new(),
         };
-        let split_root_proof = match s.take_capped(15, MAX_P2P_RECORD).within("split_root_proof(15)")? {
+        let split_root_proof = match s
+            .take_capped(15, MAX_P2P_RECORD)
+            .within("split_root_proof(15)")?
+        {
             Some(v) => Some(TaprootProof::decode(v).within("split_root_proof(15)")?),
             None => None,
         };
-        let meta_reveal = match s.take_capped(17, MAX_META_DATA + 1024).within("meta_reveal(17)")? {
+        let meta_reveal = match s
+            .take_capped(17, MAX_META_DATA + 1024)
+            .within("meta_reveal(17)")?
+        {
             Some(v) => Some(MetaReveal::decode(v).within("meta_reveal(17)")?),
             None => None,
         };

@@ -301,7 +301,16 @@ mod tests {
 
     #[test]
     fn bigsize_round_trip_and_minimality() {
-        for v in [0u64, 0xfc, 0xfd, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+        for v in [
+            0u64,
+            0xfc,
+            0xfd,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
             let mut b = Vec::new();
             write_bigsize(&mut b, v);
             assert_eq!(b.len(), bigsize_len(v));
@@ -309,22 +318,44 @@ mod tests {
             assert_eq!(r.bigsize().unwrap(), v);
             assert!(r.is_empty());
         }
-        for bad in [&[0xfd, 0x00, 0xfc][..], &[0xfe, 0, 0, 0xff, 0xff], &[0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]] {
-            assert_eq!(Reader::new(bad).bigsize().unwrap_err().kind, ErrorKind::NonCanonicalVarInt);
+        for bad in [
+            &[0xfd, 0x00, 0xfc][..],
+            &[0xfe, 0, 0, 0xff, 0xff],
+            &[0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert_eq!(
+                Reader::new(bad).bigsize().unwrap_err().kind,
+                ErrorKind::NonCanonicalVarInt
+            );
         }
-        assert!(matches!(Reader::new(&[0xfd, 0x01]).bigsize().unwrap_err().kind, ErrorKind::Truncated { .. }));
+        assert!(matches!(
+            Reader::new(&[0xfd, 0x01]).bigsize().unwrap_err().kind,
+            ErrorKind::Truncated { .. }
+        ));
     }
 
     #[test]
     fn stream_rules() {
         // Duplicate and decreasing types.
-        assert!(matches!(Stream::parse(&[1, 0, 1, 0], 10).err().unwrap().kind, ErrorKind::TypesNotIncreasing { .. }));
-        assert!(matches!(Stream::parse(&[3, 0, 1, 0], 10).err().unwrap().kind, ErrorKind::TypesNotIncreasing { .. }));
+        assert!(matches!(
+            Stream::parse(&[1, 0, 1, 0], 10).err().unwrap().kind,
+            ErrorKind::TypesNotIncreasing { .. }
+        ));
+        assert!(matches!(
+            Stream::parse(&[3, 0, 1, 0], 10).err().unwrap().kind,
+            ErrorKind::TypesNotIncreasing { .. }
+        ));
         // Length over cap.
-        assert!(matches!(Stream::parse(&[1, 3, 0, 0, 0], 2).err().unwrap().kind, ErrorKind::LengthOverCap { .. }));
+        assert!(matches!(
+            Stream::parse(&[1, 3, 0, 0, 0], 2).err().unwrap().kind,
+            ErrorKind::LengthOverCap { .. }
+        ));
         // Unknown even vs odd.
         let s = Stream::parse(&[2, 1, 9], 10).unwrap();
-        assert_eq!(s.finish(Policy::Strict).unwrap_err().kind, ErrorKind::UnknownEvenType(2));
+        assert_eq!(
+            s.finish(Policy::Strict).unwrap_err().kind,
+            ErrorKind::UnknownEvenType(2)
+        );
         let s = Stream::parse(&[3, 1, 9], 10).unwrap();
         let u = s.finish(Policy::Strict).unwrap();
         assert_eq!(u.get(&3), Some(&vec![9]));

@@ -12,7 +12,11 @@ fn proof_cases(rel: &str) -> usize {
         let comment = case["comment"].as_str().unwrap_or("");
         let expected = bytes(&case["expected"]);
         let built = proof(&case["proof"]);
-        assert_eq!(hex::encode(built.encode()), hex::encode(&expected), "JSON→bytes: {comment}");
+        assert_eq!(
+            hex::encode(built.encode()),
+            hex::encode(&expected),
+            "JSON→bytes: {comment}"
+        );
         let decoded = Proof::decode(&expected).unwrap_or_else(|e| panic!("{comment}: {e}"));
         assert_eq!(decoded, built, "decode equals JSON: {comment}");
         assert_eq!(decoded.encode(), expected, "round trip: {comment}");
@@ -25,12 +29,18 @@ fn proof_cases(rel: &str) -> usize {
 
 #[test]
 fn proof_generated_vectors() {
-    assert_eq!(proof_cases("taproot-assets/proof/testdata/proof_tlv_encoding_generated.json"), 14);
+    assert_eq!(
+        proof_cases("taproot-assets/proof/testdata/proof_tlv_encoding_generated.json"),
+        14
+    );
 }
 
 #[test]
 fn proof_regtest_vectors() {
-    assert_eq!(proof_cases("taproot-assets/proof/testdata/proof_tlv_encoding_regtest.json"), 7);
+    assert_eq!(
+        proof_cases("taproot-assets/proof/testdata/proof_tlv_encoding_regtest.json"),
+        7
+    );
 }
 
 #[test]
@@ -41,7 +51,12 @@ fn asset_vectors() {
     for case in cases {
         let expected = bytes(&case["expected"]);
         let built = asset(&case["asset"]);
-        assert_eq!(hex::encode(built.encode()), hex::encode(&expected), "{}", case["comment"]);
+        assert_eq!(
+            hex::encode(built.encode()),
+            hex::encode(&expected),
+            "{}",
+            case["comment"]
+        );
         let decoded = Asset::decode(&expected).unwrap();
         assert_eq!(decoded, built);
         assert_eq!(decoded.encode(), expected);
@@ -67,7 +82,8 @@ fn address_vectors() {
         let expected = case["expected"].as_str().unwrap();
         let built = address(&case["address"]);
         assert_eq!(built.encode().unwrap(), expected, "{}", case["comment"]);
-        let decoded = Address::decode(expected).unwrap_or_else(|e| panic!("{}: {e}", case["comment"]));
+        let decoded =
+            Address::decode(expected).unwrap_or_else(|e| panic!("{}: {e}", case["comment"]));
         assert_eq!(decoded, built);
         assert_eq!(decoded.encode().unwrap(), expected);
     }
@@ -85,7 +101,10 @@ fn burn_key_vectors() {
             asset_id: arr32(&p["asset_id"]),
             script_key: PubKey(bytes(&p["script_key"]).try_into().unwrap()),
         };
-        assert_eq!(hex::encode(burn_key(&prev).unwrap()), case["expected"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(burn_key(&prev).unwrap()),
+            case["expected"].as_str().unwrap()
+        );
     }
 }
 
@@ -99,9 +118,18 @@ fn derived_values_of_regtest_proofs() {
         assert_eq!(case["comment"], want["comment"]);
         let p = Proof::decode(&bytes(&case["expected"])).unwrap();
         let info = universe_leaf_info(&p);
-        assert_eq!(hex::encode(p.asset.id()), want["asset_id"].as_str().unwrap());
-        assert_eq!(info.anchor.to_string(), want["anchor_outpoint"].as_str().unwrap());
-        assert_eq!(p.asset.script_key.to_hex(), want["script_key"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(p.asset.id()),
+            want["asset_id"].as_str().unwrap()
+        );
+        assert_eq!(
+            info.anchor.to_string(),
+            want["anchor_outpoint"].as_str().unwrap()
+        );
+        assert_eq!(
+            p.asset.script_key.to_hex(),
+            want["script_key"].as_str().unwrap()
+        );
         let lk = want
             .as_object()
             .unwrap()
@@ -110,8 +138,14 @@ fn derived_values_of_regtest_proofs() {
             .unwrap()
             .1;
         assert_eq!(hex::encode(info.leaf_key), lk.as_str().unwrap());
-        assert_eq!(hex::encode(info.subject.id_bytes()), want["universe_id_bytes"].as_str().unwrap());
-        assert_eq!(info.proof_type.as_str(), want["proof_type"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(info.subject.id_bytes()),
+            want["universe_id_bytes"].as_str().unwrap()
+        );
+        assert_eq!(
+            info.proof_type.as_str(),
+            want["proof_type"].as_str().unwrap()
+        );
         assert_eq!(info.sum, want["universe_leaf_sum"].as_u64().unwrap());
     }
     let c = &d["constants"];
@@ -131,7 +165,10 @@ fn derived_values_of_regtest_proofs() {
         .find(|(k, _)| k.starts_with("empty_genesis_asset_id"))
         .unwrap()
         .1;
-    assert_eq!(hex::encode(Genesis::default().asset_id()), empty_id.as_str().unwrap());
+    assert_eq!(
+        hex::encode(Genesis::default().asset_id()),
+        empty_id.as_str().unwrap()
+    );
 }
 
 #[test]
@@ -143,7 +180,12 @@ fn meta_hashes_match_genesis() {
         for case in load(rel)["valid_test_cases"].as_array().unwrap() {
             let p = Proof::decode(&bytes(&case["expected"])).unwrap();
             if let Some(m) = &p.meta_reveal {
-                assert_eq!(m.meta_hash(), p.asset.genesis.meta_hash, "{}", case["comment"]);
+                assert_eq!(
+                    m.meta_hash(),
+                    p.asset.genesis.meta_hash,
+                    "{}",
+                    case["comment"]
+                );
             }
         }
     }
@@ -165,9 +207,15 @@ fn standalone_proof_files_decode() {
 
 #[test]
 fn fuzz_seed_errors_without_panic() {
-    let text = std::fs::read_to_string(vectors().join("taproot-assets/proof/testdata/fuzz/FuzzProof/bd3d7cb5ef5fb7a4")).unwrap();
+    let text = std::fs::read_to_string(
+        vectors().join("taproot-assets/proof/testdata/fuzz/FuzzProof/bd3d7cb5ef5fb7a4"),
+    )
+    .unwrap();
     // `go test fuzz v1` format: a line `[]byte("...")` with Go escapes.
-    let line = text.lines().find(|l| l.starts_with("[]byte(")).expect("seed line");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("[]byte("))
+        .expect("seed line");
     let body = &line["[]byte(\"".len()..line.len() - 2];
     let mut bytes = b"TAPP".to_vec();
     bytes.extend(unescape_go(body));
@@ -185,14 +233,26 @@ fn unescape_go(s: &str) -> Vec<u8> {
                     out.push(u8::from_str_radix(&s[i + 2..i + 4], 16).unwrap());
                     i += 4;
                 }
-                b'n' => { out.push(b'\n'); i += 2; }
-                b't' => { out.push(b'\t'); i += 2; }
-                b'r' => { out.push(b'\r'); i += 2; }
+                b'n' => {
+                    out.push(b'\n');
+                    i += 2;
+                }
+                b't' => {
+                    out.push(b'\t');
+                    i += 2;
+                }
+                b'r' => {
+                    out.push(b'\r');
+                    i += 2;
+                }
                 b'0'..=b'7' => {
                     out.push(u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap());
                     i += 4;
                 }
-                c => { out.push(c); i += 2; }
+                c => {
+                    out.push(c);
+                    i += 2;
+                }
             }
         } else {
             out.push(b[i]);
@@ -206,7 +266,10 @@ fn unescape_go(s: &str) -> Vec<u8> {
 fn proof_file_build_and_decode() {
     let cases = regtest_cases();
     let mut f = File::new();
-    for c in cases.iter().filter(|c| c["comment"].as_str().unwrap().contains("proof file index")) {
+    for c in cases
+        .iter()
+        .filter(|c| c["comment"].as_str().unwrap().contains("proof file index"))
+    {
         f.append_raw(bytes(&c["expected"]));
     }
     assert_eq!(f.len(), 3);

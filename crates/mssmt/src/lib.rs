@@ -10,7 +10,9 @@ pub mod store;
 pub mod tree;
 pub mod universe;
 
-pub use node::{bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH};
+pub use node::{
+    bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH,
+};
 pub use proof::{CompressedProof, Proof, ProofError, VerifyError};
 pub use store::{MemStore, NodeStore, StoredNode};
 pub use tree::{block_on_ready, LeafUpdate, MemTree, Tree, TreeError};

@@ -30,7 +30,10 @@ impl Node {
         let mut h = Sha256::new();
         h.update(value);
         h.update(sum.to_be_bytes());
-        Node { hash: h.finalize().into(), sum }
+        Node {
+            hash: h.finalize().into(),
+            sum,
+        }
     }
 
     /// `SHA256(left || right || (left.sum + right.sum) BE)`.
@@ -91,11 +94,7 @@ pub fn bit(key: &Hash, depth: usize) -> bool {
 
 /// Hash of a subtree whose top is at `depth` and which holds exactly one
 /// leaf: the leaf hashed up from the bottom with empty siblings.
-pub fn compacted_leaf_hash(
-    key: &Hash,
-    leaf: Node,
-    depth: usize,
-) -> Result<Node, SumOverflow> {
+pub fn compacted_leaf_hash(key: &Hash, leaf: Node, depth: usize) -> Result<Node, SumOverflow> {
     let empty = empty_tree();
     let mut cur = leaf;
     for d in (depth..MAX_DEPTH).rev() {

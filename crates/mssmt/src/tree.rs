@@ -2,7 +2,9 @@
 //! leaf, so a tree of n random leaves has about 2n stored nodes instead of
 //! 256n, while roots and proofs are those of the full 256-level tree.
 
-use crate::node::{bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH};
+use crate::node::{
+    bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH,
+};
 use crate::proof::Proof;
 use crate::store::{MemStore, NodeStore, StoredNode};
 use std::future::Future;
@@ -44,7 +46,12 @@ enum Sub {
     /// Untouched by the update; kind unknown without a lookup.
     Existing(Node),
     Empty,
-    Leaf { key: Hash, value: Vec<u8>, sum: u64, node: Node },
+    Leaf {
+        key: Hash,
+        value: Vec<u8>,
+        sum: u64,
+        node: Node,
+    },
     Branch(Node),
 }
 
@@ -116,14 +123,17 @@ impl<S: NodeStore> Tree<S> {
     ) -> Result<Node, TreeError<S::Error>> {
         // Keep the last write per key: stable sort, then dedup keeping the last.
         updates.reverse();
-        updates.sort_by(|a, b| a.key.cmp(&b.key));
+        updates.sort_by_key(|u| u.key);
         updates.dedup_by(|later, earlier| later.key == earlier.key);
         let root = self.root().await?;
         let mut out = Vec::new();
         let sub = self.merge(0, root, updates, &mut out).await?;
         let new_root = sub.node(0);
         if !out.is_empty() {
-            self.store.store_nodes(out).await.map_err(TreeError::Store)?;
+            self.store
+                .store_nodes(out)
+                .await
+                .map_err(TreeError::Store)?;
         }
         self.store
             .store_root(new_root)
@@ -238,7 +248,13 @@ impl<S: NodeStore> Tree<S> {
                 },
                 other => other,
             };
-            if let Sub::Leaf { key, value, sum, node } = only {
+            if let Sub::Leaf {
+                key,
+                value,
+                sum,
+                node,
+            } = only
+            {
                 let e = empty_tree()[child];
                 let up = if bit(&key, depth) {
                     Node::branch(&e, &node)?
@@ -313,7 +329,11 @@ impl<S: NodeStore> Tree<S> {
             }
             match self.load(&cur.hash).await? {
                 StoredNode::Branch { left, right } => {
-                    let (next, sib) = if bit(key, depth) { (right, left) } else { (left, right) };
+                    let (next, sib) = if bit(key, depth) {
+                        (right, left)
+                    } else {
+                        (left, right)
+                    };
                     siblings.push(sib);
                     cur = next;
                     depth += 1;

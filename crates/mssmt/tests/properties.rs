@@ -22,7 +22,7 @@ fn leaf_strategy() -> impl Strategy<Value = Vec<(Hash, Vec<u8>, u64)>> {
         1..40,
     )
     .prop_map(|mut v| {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|a| a.0);
         v.dedup_by(|a, b| a.0 == b.0);
         v
     })
@@ -114,12 +114,21 @@ fn compressed_proof_rejects_malformed() {
     t.insert([3; 32], vec![9], 9).unwrap();
     t.insert([4; 32], vec![9], 9).unwrap();
     let bytes = t.proof(&[3; 32]).unwrap().compress().encode();
-    assert!(matches!(CompressedProof::decode(&bytes[..bytes.len() - 1]), Err(ProofError::Truncated { .. })));
+    assert!(matches!(
+        CompressedProof::decode(&bytes[..bytes.len() - 1]),
+        Err(ProofError::Truncated { .. })
+    ));
     let mut extra = bytes.clone();
     extra.push(0);
-    assert!(matches!(CompressedProof::decode(&extra), Err(ProofError::TrailingBytes(1))));
+    assert!(matches!(
+        CompressedProof::decode(&extra),
+        Err(ProofError::TrailingBytes(1))
+    ));
     let mut bad_bits = bytes.clone();
     let n = bad_bits.len();
     bad_bits[n - 1] ^= 0x80;
-    assert!(matches!(CompressedProof::decode(&bad_bits), Err(ProofError::CountMismatch { .. })));
+    assert!(matches!(
+        CompressedProof::decode(&bad_bits),
+        Err(ProofError::CountMismatch { .. })
+    ));
 }

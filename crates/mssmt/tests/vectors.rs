@@ -7,8 +7,14 @@ use tapvault_mssmt::*;
 fn vectors() -> PathBuf {
     let dir = std::env::var_os("TAPVAULT_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
-    assert!(dir.is_dir(), "test vectors not found at {} (set TAPVAULT_VECTORS)", dir.display());
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
+    assert!(
+        dir.is_dir(),
+        "test vectors not found at {} (set TAPVAULT_VECTORS)",
+        dir.display()
+    );
     dir
 }
 
@@ -65,7 +71,12 @@ fn run_valid(name: &str) -> usize {
             }
         }
         let root = t.root();
-        assert_eq!(hex::encode(root.hash), case["root_hash"].as_str().unwrap(), "{}", case["comment"]);
+        assert_eq!(
+            hex::encode(root.hash),
+            case["root_hash"].as_str().unwrap(),
+            "{}",
+            case["comment"]
+        );
         assert_eq!(root.sum.to_string(), case["root_sum"].as_str().unwrap());
 
         // The same end state built in one batch gives the same root.
@@ -76,11 +87,18 @@ fn run_valid(name: &str) -> usize {
             .iter()
             .map(|k| {
                 let k = h32(k.as_str().unwrap());
-                LeafUpdate { key: k, value: all[&k].0.clone(), sum: all[&k].1 }
+                LeafUpdate {
+                    key: k,
+                    value: all[&k].0.clone(),
+                    sum: all[&k].1,
+                }
             })
             .collect();
         if let Some(del) = case["deleted_leaves"].as_array() {
-            ups.extend(del.iter().map(|k| LeafUpdate::delete(h32(k.as_str().unwrap()))));
+            ups.extend(
+                del.iter()
+                    .map(|k| LeafUpdate::delete(h32(k.as_str().unwrap()))),
+            );
         }
         if let Some(rep) = case["replaced_leaves"].as_array() {
             ups.extend(rep.iter().map(|r| LeafUpdate {
@@ -103,7 +121,13 @@ fn run_valid(name: &str) -> usize {
             };
             p.verify(k, leaf, &root).expect("proof verifies");
             let c = p.compress();
-            assert_eq!(CompressedProof::decode(&c.encode()).unwrap().decompress().unwrap(), p);
+            assert_eq!(
+                CompressedProof::decode(&c.encode())
+                    .unwrap()
+                    .decompress()
+                    .unwrap(),
+                p
+            );
         }
         n += 1;
     }
@@ -137,7 +161,10 @@ fn error_case_vectors() {
             }
         }
         let e = err.expect("overflow must be an error");
-        assert!(e.to_string().contains(case["error"].as_str().unwrap()), "{e}");
+        assert!(
+            e.to_string().contains(case["error"].as_str().unwrap()),
+            "{e}"
+        );
         // The failed insert left the tree as it was.
         assert_eq!(t.root().sum, 1);
     }
@@ -147,11 +174,17 @@ fn error_case_vectors() {
 fn empty_hashes_match_derived() {
     let p = vectors().join("derived/tap_derived_values.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    let by_depth = v["mssmt_empty_hashes"]["by_depth"].as_object().expect("by_depth");
+    let by_depth = v["mssmt_empty_hashes"]["by_depth"]
+        .as_object()
+        .expect("by_depth");
     assert_eq!(by_depth.len(), 257);
     for (d, h) in by_depth {
         let d: usize = d.parse().unwrap();
-        assert_eq!(hex::encode(empty_tree()[d].hash), h.as_str().unwrap(), "depth {d}");
+        assert_eq!(
+            hex::encode(empty_tree()[d].hash),
+            h.as_str().unwrap(),
+            "depth {d}"
+        );
     }
     assert_eq!(
         hex::encode(empty_root().hash),

@@ -12,15 +12,23 @@ use tapvault_mssmt::CompressedProof;
 pub fn vectors() -> PathBuf {
     let dir = std::env::var_os("TAPVAULT_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
-    assert!(dir.is_dir(), "test vectors not found at {} (set TAPVAULT_VECTORS)", dir.display());
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
+    assert!(
+        dir.is_dir(),
+        "test vectors not found at {} (set TAPVAULT_VECTORS)",
+        dir.display()
+    );
     dir
 }
 
 pub fn load(rel: &str) -> Value {
     let p = vectors().join(rel);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .expect("json")
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .expect("json")
 }
 
 pub fn read_hex_file(rel: &str) -> Vec<u8> {
@@ -75,7 +83,9 @@ pub fn unknown(v: &Value) -> UnknownOdd {
         for (k, b) in m {
             u.insert(
                 k.parse().unwrap(),
-                base64::engine::general_purpose::STANDARD.decode(s(b)).unwrap(),
+                base64::engine::general_purpose::STANDARD
+                    .decode(s(b))
+                    .unwrap(),
             );
         }
     }
@@ -177,7 +187,9 @@ pub fn taproot_proof(v: &Value) -> TaprootProof {
                                     PubKey::from_slice(&hex::decode(k).unwrap()).unwrap(),
                                     StxoProof {
                                         asset_proof: asset_proof(&p["asset_proof"]),
-                                        taproot_asset_proof: taproot_asset_proof(&p["taproot_asset_proof"]),
+                                        taproot_asset_proof: taproot_asset_proof(
+                                            &p["taproot_asset_proof"],
+                                        ),
                                         unknown: unknown(&p["unknown_odd_types"]),
                                     },
                                 )
@@ -245,7 +257,9 @@ pub fn proof(v: &Value) -> Proof {
             .as_array()
             .map(|a| a.iter().map(taproot_proof).collect())
             .unwrap_or_default(),
-        split_root_proof: v["split_root_proof"].as_object().map(|_| taproot_proof(&v["split_root_proof"])),
+        split_root_proof: v["split_root_proof"]
+            .as_object()
+            .map(|_| taproot_proof(&v["split_root_proof"])),
         meta_reveal: v["meta_reveal"].as_object().map(|m| MetaReveal {
             meta_type: m["type"].as_u64().unwrap() as u8,
             data: bytes(&m["data"]),
@@ -266,14 +280,18 @@ pub fn proof(v: &Value) -> Proof {
             .as_array()
             .map(|a| a.iter().map(bytes).collect()),
         block_height: v["block_height"].as_u64().unwrap() as u32,
-        genesis_reveal: v["genesis_reveal"].as_object().map(|_| genesis(&v["genesis_reveal"])),
-        group_key_reveal: v["group_key_reveal"].as_object().map(|g| GroupKeyReveal::V0 {
-            raw_key: key(&g["raw_key"]),
-            tapscript_root: match s(&g["tapscript_root"]) {
-                "" => None,
-                _ => Some(arr32(&g["tapscript_root"])),
-            },
-        }),
+        genesis_reveal: v["genesis_reveal"]
+            .as_object()
+            .map(|_| genesis(&v["genesis_reveal"])),
+        group_key_reveal: v["group_key_reveal"]
+            .as_object()
+            .map(|g| GroupKeyReveal::V0 {
+                raw_key: key(&g["raw_key"]),
+                tapscript_root: match s(&g["tapscript_root"]) {
+                    "" => None,
+                    _ => Some(arr32(&g["tapscript_root"])),
+                },
+            }),
         alt_leaves: v["alt_leaves"]
             .as_array()
             .map(|a| a.iter().map(asset).collect())
