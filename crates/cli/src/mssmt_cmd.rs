@@ -29,7 +29,7 @@ pub fn parse_leaves(input: impl BufRead) -> Result<Vec<LeafUpdate>> {
         let sum: u64 = s
             .parse()
             .map_err(|e| anyhow!("line {n}: sum is not a u64: {e}"))?;
-        out.push(LeafUpdate { key, value, sum });
+        out.push(LeafUpdate::new(key, &value, sum));
     }
     Ok(out)
 }

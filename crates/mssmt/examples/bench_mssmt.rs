@@ -31,7 +31,7 @@ fn main() {
     let mut t = MemTree::new();
     let start = Instant::now();
     for k in &ks {
-        t.insert(*k, value.clone(), 1).expect("insert");
+        t.insert(*k, &value, 1).expect("insert");
     }
     let one = start.elapsed();
     let root = t.root();
@@ -48,11 +48,7 @@ fn main() {
     for chunk in ks.chunks(1000) {
         let ups = chunk
             .iter()
-            .map(|k| LeafUpdate {
-                key: *k,
-                value: value.clone(),
-                sum: 1,
-            })
+            .map(|k| LeafUpdate::new(*k, &value, 1))
             .collect();
         b.apply(ups).expect("batch");
     }

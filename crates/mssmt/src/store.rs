@@ -13,8 +13,10 @@ pub enum StoredNode {
     /// An inner node; children as (hash, sum).
     Branch { left: Node, right: Node },
     /// A subtree holding exactly one leaf (a "compacted" leaf); its hash
-    /// depends on the depth it sits at, which the parent implies.
-    Leaf { key: Hash, value: Vec<u8>, sum: u64 },
+    /// depends on the depth it sits at, which the parent implies. Only the
+    /// leaf's own node (`SHA256(value || sum)`, sum) is kept: values live
+    /// with their owner (e.g. the proofs table), not in the tree.
+    Leaf { key: Hash, leaf: Node },
 }
 
 /// Storage backend of one tree (one namespace). Nodes are immutable and

@@ -20,24 +20,29 @@ pub enum TreeError<E: std::error::Error + 'static> {
     MissingNode(String),
 }
 
-/// One leaf write; an empty value with sum 0 deletes the key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One leaf write; the empty leaf (empty value, sum 0) deletes the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeafUpdate {
     pub key: Hash,
-    pub value: Vec<u8>,
-    pub sum: u64,
+    /// `Node::leaf(value, sum)`.
+    pub leaf: Node,
 }
 
 impl LeafUpdate {
+    pub fn new(key: Hash, value: &[u8], sum: u64) -> Self {
+        LeafUpdate {
+            key,
+            leaf: Node::leaf(value, sum),
+        }
+    }
     pub fn delete(key: Hash) -> Self {
         LeafUpdate {
             key,
-            value: Vec::new(),
-            sum: 0,
+            leaf: empty_tree()[MAX_DEPTH],
         }
     }
     fn is_delete(&self) -> bool {
-        self.value.is_empty() && self.sum == 0
+        self.leaf == empty_tree()[MAX_DEPTH]
     }
 }
 
@@ -46,12 +51,7 @@ enum Sub {
     /// Untouched by the update; kind unknown without a lookup.
     Existing(Node),
     Empty,
-    Leaf {
-        key: Hash,
-        value: Vec<u8>,
-        sum: u64,
-        node: Node,
-    },
+    Leaf { key: Hash, leaf: Node, node: Node },
     Branch(Node),
 }
 
@@ -102,13 +102,8 @@ impl<S: NodeStore> Tree<S> {
             .unwrap_or_else(empty_root))
     }
 
-    pub async fn insert(
-        &mut self,
-        key: Hash,
-        value: Vec<u8>,
-        sum: u64,
-    ) -> Result<Node, TreeError<S::Error>> {
-        self.apply(vec![LeafUpdate { key, value, sum }]).await
+    pub async fn insert(&mut self, key: Hash, value: &[u8], sum: u64) -> Result<Node, TreeError<S::Error>> {
+        self.apply(vec![LeafUpdate::new(key, value, sum)]).await
     }
 
     pub async fn delete(&mut self, key: Hash) -> Result<Node, TreeError<S::Error>> {
@@ -166,11 +161,11 @@ impl<S: NodeStore> Tree<S> {
             } else {
                 match self.load(&cur.hash).await? {
                     StoredNode::Branch { left, right } => Some((left, right)),
-                    StoredNode::Leaf { key, value, sum } => {
+                    StoredNode::Leaf { key, leaf } => {
                         // The resident leaf joins the updates unless one of
                         // them overwrites it.
                         if !pending.iter().any(|u| u.key == key) {
-                            pending.push(LeafUpdate { key, value, sum });
+                            pending.push(LeafUpdate { key, leaf });
                         }
                         None
                     }
@@ -204,19 +199,17 @@ impl<S: NodeStore> Tree<S> {
         u: LeafUpdate,
         out: &mut Vec<(Hash, StoredNode)>,
     ) -> Result<Sub, TreeError<S::Error>> {
-        let node = compacted_leaf_hash(&u.key, Node::leaf(&u.value, u.sum), depth)?;
+        let node = compacted_leaf_hash(&u.key, u.leaf, depth)?;
         out.push((
             node.hash,
             StoredNode::Leaf {
                 key: u.key,
-                value: u.value.clone(),
-                sum: u.sum,
+                leaf: u.leaf,
             },
         ));
         Ok(Sub::Leaf {
             key: u.key,
-            value: u.value,
-            sum: u.sum,
+            leaf: u.leaf,
             node,
         })
     }
@@ -238,22 +231,12 @@ impl<S: NodeStore> Tree<S> {
             let only = if le { r } else { l };
             let only = match only {
                 Sub::Existing(n) => match self.load(&n.hash).await? {
-                    StoredNode::Leaf { key, value, sum } => Sub::Leaf {
-                        key,
-                        value,
-                        sum,
-                        node: n,
-                    },
+                    StoredNode::Leaf { key, leaf } => Sub::Leaf { key, leaf, node: n },
                     StoredNode::Branch { .. } => Sub::Branch(n),
                 },
                 other => other,
             };
-            if let Sub::Leaf {
-                key,
-                value,
-                sum,
-                node,
-            } = only
+            if let Sub::Leaf { key, leaf, node } = only
             {
                 let e = empty_tree()[child];
                 let up = if bit(&key, depth) {
@@ -261,20 +244,8 @@ impl<S: NodeStore> Tree<S> {
                 } else {
                     Node::branch(&node, &e)?
                 };
-                out.push((
-                    up.hash,
-                    StoredNode::Leaf {
-                        key,
-                        value: value.clone(),
-                        sum,
-                    },
-                ));
-                return Ok(Sub::Leaf {
-                    key,
-                    value,
-                    sum,
-                    node: up,
-                });
+                out.push((up.hash, StoredNode::Leaf { key, leaf }));
+                return Ok(Sub::Leaf { key, leaf, node: up });
             }
             let (ln, rn) = if le {
                 (empty_tree()[child], only.node(child))
@@ -297,16 +268,16 @@ impl<S: NodeStore> Tree<S> {
         Ok(Sub::Branch(n))
     }
 
-    /// The leaf at `key`: `(value, sum)`, or `None` if absent.
-    pub async fn get(&mut self, key: &Hash) -> Result<Option<(Vec<u8>, u64)>, TreeError<S::Error>> {
+    /// The leaf node at `key` (`SHA256(value || sum)`, sum), or `None`.
+    pub async fn get(&mut self, key: &Hash) -> Result<Option<Node>, TreeError<S::Error>> {
         let mut cur = self.root().await?;
         for depth in 0..=MAX_DEPTH {
             if cur.is_empty_at(depth) {
                 return Ok(None);
             }
             match self.load(&cur.hash).await? {
-                StoredNode::Leaf { key: k, value, sum } => {
-                    return Ok((k == *key).then_some((value, sum)));
+                StoredNode::Leaf { key: k, leaf } => {
+                    return Ok((k == *key).then_some(leaf));
                 }
                 StoredNode::Branch { left, right } => {
                     cur = if bit(key, depth) { right } else { left };
@@ -338,7 +309,7 @@ impl<S: NodeStore> Tree<S> {
                     cur = next;
                     depth += 1;
                 }
-                StoredNode::Leaf { key: k, value, sum } => {
+                StoredNode::Leaf { key: k, leaf } => {
                     if k != *key {
                         // Paths agree until the first differing bit; there the
                         // sibling is the resident leaf compacted one level down.
@@ -348,7 +319,7 @@ impl<S: NodeStore> Tree<S> {
                             d += 1;
                         }
                         if d < MAX_DEPTH {
-                            siblings.push(compacted_leaf_hash(&k, Node::leaf(&value, sum), d + 1)?);
+                            siblings.push(compacted_leaf_hash(&k, leaf, d + 1)?);
                         }
                     }
                     break;
@@ -406,7 +377,7 @@ impl MemTree {
     pub fn root(&mut self) -> Node {
         block_on_ready(self.inner.root()).unwrap_or_else(|_| empty_root())
     }
-    pub fn insert(&mut self, key: Hash, value: Vec<u8>, sum: u64) -> MemResult<Node> {
+    pub fn insert(&mut self, key: Hash, value: &[u8], sum: u64) -> MemResult<Node> {
         block_on_ready(self.inner.insert(key, value, sum)).map_err(mem_err)
     }
     pub fn delete(&mut self, key: Hash) -> MemResult<Node> {
@@ -415,7 +386,7 @@ impl MemTree {
     pub fn apply(&mut self, updates: Vec<LeafUpdate>) -> MemResult<Node> {
         block_on_ready(self.inner.apply(updates)).map_err(mem_err)
     }
-    pub fn get(&mut self, key: &Hash) -> Option<(Vec<u8>, u64)> {
+    pub fn get(&mut self, key: &Hash) -> Option<Node> {
         block_on_ready(self.inner.get(key)).ok().flatten()
     }
     pub fn proof(&mut self, key: &Hash) -> MemResult<Proof> {

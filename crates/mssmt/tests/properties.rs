@@ -31,7 +31,7 @@ fn leaf_strategy() -> impl Strategy<Value = Vec<(Hash, Vec<u8>, u64)>> {
 fn build(leaves: &[(Hash, Vec<u8>, u64)]) -> MemTree {
     let mut t = MemTree::new();
     for (k, v, s) in leaves {
-        t.insert(*k, v.clone(), *s).unwrap();
+        t.insert(*k, v, *s).unwrap();
     }
     t
 }
@@ -51,7 +51,7 @@ proptest! {
         }
         prop_assert_eq!(build(&shuffled).root(), a);
         let mut batch = MemTree::new();
-        let ups = leaves.iter().map(|(k, v, s)| LeafUpdate { key: *k, value: v.clone(), sum: *s }).collect();
+        let ups = leaves.iter().map(|(k, v, s)| LeafUpdate::new(*k, v, *s)).collect();
         prop_assert_eq!(batch.apply(ups).unwrap(), a);
         prop_assert_eq!(a.sum, leaves.iter().map(|l| l.2).sum::<u64>());
     }
@@ -62,7 +62,7 @@ proptest! {
         let mut t = build(&leaves);
         let before = t.root();
         let nodes_before = t.store().node_count();
-        t.insert(extra, val, 7).unwrap();
+        t.insert(extra, &val, 7).unwrap();
         prop_assert_ne!(t.root(), before);
         prop_assert_eq!(t.delete(extra).unwrap(), before);
         // Deleting everything gives the empty tree.
@@ -99,20 +99,20 @@ proptest! {
 #[test]
 fn overflow_is_an_error_and_changes_nothing() {
     let mut t = MemTree::new();
-    t.insert([1; 32], vec![1], u64::MAX).unwrap();
+    t.insert([1; 32], &[1], u64::MAX).unwrap();
     let before = t.root();
-    assert!(t.insert([2; 32], vec![1], 1).is_err());
+    assert!(t.insert([2; 32], &[1], 1).is_err());
     assert_eq!(t.root(), before);
     // Replacing the big leaf with a smaller one is fine.
-    t.insert([1; 32], vec![1], 5).unwrap();
-    assert_eq!(t.insert([2; 32], vec![1], 1).unwrap().sum, 6);
+    t.insert([1; 32], &[1], 5).unwrap();
+    assert_eq!(t.insert([2; 32], &[1], 1).unwrap().sum, 6);
 }
 
 #[test]
 fn compressed_proof_rejects_malformed() {
     let mut t = MemTree::new();
-    t.insert([3; 32], vec![9], 9).unwrap();
-    t.insert([4; 32], vec![9], 9).unwrap();
+    t.insert([3; 32], &[9], 9).unwrap();
+    t.insert([4; 32], &[9], 9).unwrap();
     let bytes = t.proof(&[3; 32]).unwrap().compress().encode();
     assert!(matches!(
         CompressedProof::decode(&bytes[..bytes.len() - 1]),

@@ -53,7 +53,7 @@ fn run_valid(name: &str) -> usize {
         for k in case["inserted_leaves"].as_array().unwrap() {
             let k = h32(k.as_str().unwrap());
             let (val, sum) = all[&k].clone();
-            t.insert(k, val, sum).expect("insert");
+            t.insert(k, &val, sum).expect("insert");
         }
         if let Some(del) = case["deleted_leaves"].as_array() {
             for k in del {
@@ -64,7 +64,7 @@ fn run_valid(name: &str) -> usize {
             for r in rep {
                 t.insert(
                     h32(r["key"].as_str().unwrap()),
-                    hex::decode(r["node"]["value"].as_str().unwrap()).unwrap(),
+                    &hex::decode(r["node"]["value"].as_str().unwrap()).unwrap(),
                     r["node"]["sum"].as_str().unwrap().parse().unwrap(),
                 )
                 .expect("replace");
@@ -87,11 +87,7 @@ fn run_valid(name: &str) -> usize {
             .iter()
             .map(|k| {
                 let k = h32(k.as_str().unwrap());
-                LeafUpdate {
-                    key: k,
-                    value: all[&k].0.clone(),
-                    sum: all[&k].1,
-                }
+                LeafUpdate::new(k, &all[&k].0, all[&k].1)
             })
             .collect();
         if let Some(del) = case["deleted_leaves"].as_array() {
@@ -101,24 +97,20 @@ fn run_valid(name: &str) -> usize {
             );
         }
         if let Some(rep) = case["replaced_leaves"].as_array() {
-            ups.extend(rep.iter().map(|r| LeafUpdate {
-                key: h32(r["key"].as_str().unwrap()),
-                value: hex::decode(r["node"]["value"].as_str().unwrap()).unwrap(),
-                sum: r["node"]["sum"].as_str().unwrap().parse().unwrap(),
+            ups.extend(rep.iter().map(|r| {
+                LeafUpdate::new(
+                    h32(r["key"].as_str().unwrap()),
+                    &hex::decode(r["node"]["value"].as_str().unwrap()).unwrap(),
+                    r["node"]["sum"].as_str().unwrap().parse().unwrap(),
+                )
             }));
         }
         assert_eq!(batch.apply(ups).expect("batch"), root);
 
         // Every original key proves (inclusion or exclusion) against the root.
-        for (k, (val, sum)) in &all {
+        for k in all.keys() {
             let p = t.proof(k).expect("proof");
-            let leaf = match t.get(k) {
-                Some((v, s)) => {
-                    let _ = (val, sum);
-                    Node::leaf(&v, s)
-                }
-                None => Node::leaf(&[], 0),
-            };
+            let leaf = t.get(k).unwrap_or_else(|| Node::leaf(&[], 0));
             p.verify(k, leaf, &root).expect("proof verifies");
             let c = p.compress();
             assert_eq!(
@@ -155,7 +147,7 @@ fn error_case_vectors() {
         for k in case["inserted_leaves"].as_array().unwrap() {
             let k = h32(k.as_str().unwrap());
             let (val, sum) = all[&k].clone();
-            if let Err(e) = t.insert(k, val, sum) {
+            if let Err(e) = t.insert(k, &val, sum) {
                 err = Some(e);
                 break;
             }
