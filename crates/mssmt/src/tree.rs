@@ -51,7 +51,11 @@ enum Sub {
     /// Untouched by the update; kind unknown without a lookup.
     Existing(Node),
     Empty,
-    Leaf { key: Hash, leaf: Node, node: Node },
+    Leaf {
+        key: Hash,
+        leaf: Node,
+        node: Node,
+    },
     Branch(Node),
 }
 
@@ -102,7 +106,12 @@ impl<S: NodeStore> Tree<S> {
             .unwrap_or_else(empty_root))
     }
 
-    pub async fn insert(&mut self, key: Hash, value: &[u8], sum: u64) -> Result<Node, TreeError<S::Error>> {
+    pub async fn insert(
+        &mut self,
+        key: Hash,
+        value: &[u8],
+        sum: u64,
+    ) -> Result<Node, TreeError<S::Error>> {
         self.apply(vec![LeafUpdate::new(key, value, sum)]).await
     }
 
@@ -236,8 +245,7 @@ impl<S: NodeStore> Tree<S> {
                 },
                 other => other,
             };
-            if let Sub::Leaf { key, leaf, node } = only
-            {
+            if let Sub::Leaf { key, leaf, node } = only {
                 let e = empty_tree()[child];
                 let up = if bit(&key, depth) {
                     Node::branch(&e, &node)?
@@ -245,7 +253,11 @@ impl<S: NodeStore> Tree<S> {
                     Node::branch(&node, &e)?
                 };
                 out.push((up.hash, StoredNode::Leaf { key, leaf }));
-                return Ok(Sub::Leaf { key, leaf, node: up });
+                return Ok(Sub::Leaf {
+                    key,
+                    leaf,
+                    node: up,
+                });
             }
             let (ln, rn) = if le {
                 (empty_tree()[child], only.node(child))

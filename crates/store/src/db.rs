@@ -1,0 +1,122 @@
+//! Connecting and migrating.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Tree(String),
+}
+
+/// The shared handles of the store: the pool and the node cache.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: PgPool,
+    pub cache: crate::tree::NodeCache,
+}
+
+pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+    let opts = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(opts)
+        .await?;
+    Ok(Db {
+        pool,
+        cache: crate::tree::NodeCache::new(1_000_000),
+    })
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::migrate!("../../migrations").run(pool).await?;
+    Ok(())
+}
+
+/// Returns the id of tenant `name`, creating it if needed.
+pub async fn ensure_tenant(pool: &PgPool, name: &str) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO tenants (name) VALUES ($1)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await?;
+    Ok(id)
+}
+
+/// A fresh, migrated database for one test, dropped by [`TestDb::drop_db`].
+/// Uses `DATABASE_URL` (default: local PostgreSQL, user postgres).
+pub mod testdb {
+    use super::*;
+    use rand::Rng;
+    use sqlx::{Connection, Executor, PgConnection};
+
+    pub struct TestDb {
+        pub db: Db,
+        pub name: String,
+        pub url: String,
+        admin_url: String,
+    }
+
+    pub fn admin_url() -> String {
+        std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    pub async fn create() -> TestDb {
+        let admin_url = admin_url();
+        let name = format!("tapvault_test_{:016x}", rand::thread_rng().gen::<u64>());
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("tests need PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
+        });
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let opts = PgConnectOptions::from_str(&admin_url)
+            .expect("url")
+            .database(&name);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .expect("connect test database");
+        migrate(&pool).await.expect("migrate");
+        let url = format!(
+            "{}/{name}",
+            admin_url
+                .rsplit_once('/')
+                .map(|(a, _)| a)
+                .unwrap_or(&admin_url)
+        );
+        TestDb {
+            db: Db {
+                pool,
+                cache: crate::tree::NodeCache::new(100_000),
+            },
+            name,
+            url,
+            admin_url,
+        }
+    }
+
+    impl TestDb {
+        pub async fn drop_db(self) {
+            self.db.pool.close().await;
+            if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! tapvault's PostgreSQL storage (sqlx). Everything a tenant owns is keyed
+//! by its tenant id; every query filters by it.
+
+pub mod db;
+pub mod tree;
+
+pub use db::{connect, migrate, Db, StoreError};
+pub use tree::{NodeCache, PgTree};
