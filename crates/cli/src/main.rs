@@ -35,6 +35,14 @@ enum ProofCmd {
         /// Path, or `-` for stdin.
         input: String,
     },
+    /// Verify a proof or proof file offline; print a per-check report.
+    Verify {
+        /// Path, or `-` for stdin.
+        input: String,
+        /// Skip the header proof-of-work and merkle check (placeholder headers).
+        #[arg(long)]
+        no_header: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -57,6 +65,13 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Proof(ProofCmd::Decode { input }) => {
             let v = proof_cmd::decode(&input)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Cmd::Proof(ProofCmd::Verify { input, no_header }) => {
+            let (report, ok) = proof_cmd::verify(&input, !no_header)?;
+            print!("{report}");
+            if !ok {
+                std::process::exit(2);
+            }
         }
         Cmd::Mssmt(MssmtCmd::Root) => {
             let leaves = mssmt_cmd::parse_leaves(std::io::stdin().lock())?;

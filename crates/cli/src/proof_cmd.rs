@@ -66,3 +66,42 @@ pub fn decode(path: &str) -> Result<Value> {
         }
     })
 }
+
+/// Verifies a proof or proof file offline; returns the printed report and
+/// whether everything passed.
+pub fn verify(path: &str, header: bool) -> Result<(String, bool)> {
+    use tapvault_verify::{verify_proof, Options};
+    let opts = Options { header };
+    let blob = crate::input::read_blob(path)?;
+    let decoded = ProofBlob::decode(&blob).context("not a valid proof or proof file")?;
+    let mut out = String::new();
+    let mut ok = true;
+    match decoded {
+        ProofBlob::Single(raw) => {
+            let r = verify_proof(&raw.proof, opts);
+            ok &= r.is_ok();
+            out += &r.to_string();
+        }
+        ProofBlob::File(f) => {
+            let proofs = f
+                .decode_proofs()
+                .context("proof file holds an invalid proof")?;
+            for (i, rp) in proofs.iter().enumerate() {
+                let r = verify_proof(&rp.proof, opts);
+                ok &= r.is_ok();
+                out += &format!("proof {i} ({}):\n{r}", rp.proof.outpoint());
+            }
+            match tapvault_verify::verify_chain(&proofs, opts) {
+                Ok(_) => out += "✓ proof file chain\n",
+                Err(e) => {
+                    ok = false;
+                    if e.check() == tapvault_verify::Check::Chain {
+                        out += &format!("✗ proof file chain: {e}\n");
+                    }
+                }
+            }
+        }
+    }
+    out += if ok { "valid\n" } else { "INVALID\n" };
+    Ok((out, ok))
+}

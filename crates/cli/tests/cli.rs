@@ -142,3 +142,60 @@ fn mssmt_bad_line_names_it() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: sum"));
 }
+
+#[test]
+fn proof_verify_reports_each_check() {
+    let cases = regtest();
+    let good = cases[0]["expected"].as_str().unwrap().to_string();
+    let out = run(&["proof", "verify", "-"], good.as_bytes());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("✓ asset committed in anchor output"),
+        "{text}"
+    );
+    assert!(text.ends_with("valid\n"));
+    // The placeholder-header split proof fails exactly the header check.
+    let split = cases
+        .iter()
+        .find(|c| c["comment"] == "valid regtest split proof")
+        .unwrap();
+    let out = run(
+        &["proof", "verify", "-"],
+        split["expected"].as_str().unwrap().as_bytes(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert_eq!(text.matches('✗').count(), 1, "{text}");
+    assert!(text.contains("✗ block header"), "{text}");
+    let out = run(
+        &["proof", "verify", "--no-header", "-"],
+        split["expected"].as_str().unwrap().as_bytes(),
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn proof_verify_file_chain() {
+    let mut f = tapvault_codec::File::new();
+    for c in regtest().iter().skip(4) {
+        f.append_raw(hex::decode(c["expected"].as_str().unwrap()).unwrap());
+    }
+    let out = run(
+        &["proof", "verify", "-"],
+        hex::encode(f.encode()).as_bytes(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("✓ proof file chain"));
+    let mut bad = tapvault_codec::File::new();
+    bad.append_raw(f.entries[0].raw.clone());
+    bad.append_raw(f.entries[2].raw.clone());
+    let out = run(
+        &["proof", "verify", "-"],
+        hex::encode(bad.encode()).as_bytes(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("✗ proof file chain"), "{text}");
+}

@@ -56,6 +56,30 @@ impl Proof {
         Ok(cur)
     }
 
+    /// Root implied for `leaf` at `key`, with the root's two children
+    /// (left, right): commitments hash those, not the root itself.
+    pub fn root_with_children(
+        &self,
+        key: &Hash,
+        leaf: Node,
+    ) -> Result<(Node, Node, Node), VerifyError> {
+        if self.nodes.len() != MAX_DEPTH {
+            return Err(ProofError::WrongLength(self.nodes.len()).into());
+        }
+        let mut cur = leaf;
+        let mut children = (leaf, leaf);
+        for (j, sib) in self.nodes.iter().enumerate() {
+            let depth = MAX_DEPTH - 1 - j;
+            children = if bit(key, depth) {
+                (*sib, cur)
+            } else {
+                (cur, *sib)
+            };
+            cur = Node::branch(&children.0, &children.1)?;
+        }
+        Ok((cur, children.0, children.1))
+    }
+
     /// Checks that `leaf` (use [`Node::leaf`] of empty value, sum 0 for an
     /// exclusion proof) sits at `key` under `root`.
     pub fn verify(&self, key: &Hash, leaf: Node, root: &Node) -> Result<(), VerifyError> {
