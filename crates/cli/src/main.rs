@@ -3,6 +3,7 @@
 mod input;
 mod mssmt_cmd;
 mod proof_cmd;
+mod serve_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the tapvault server (universe RPC over gRPC, health/metrics over HTTP).
+    Serve(serve_cmd::ServeArgs),
     /// Work with proofs and proof files.
     #[command(subcommand)]
     Proof(ProofCmd),
@@ -54,6 +57,13 @@ enum MssmtCmd {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -62,6 +72,10 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Serve(a) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(serve_cmd::run(a))?;
+        }
         Cmd::Proof(ProofCmd::Decode { input }) => {
             let v = proof_cmd::decode(&input)?;
             println!("{}", serde_json::to_string_pretty(&v)?);

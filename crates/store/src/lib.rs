@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod tree;
+pub mod universe;
 
 pub use db::{connect, migrate, Db, StoreError};
 pub use tree::{NodeCache, PgTree};

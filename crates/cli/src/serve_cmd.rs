@@ -1,0 +1,123 @@
+//! `tapvault serve`: flags, environment and an optional TOML file.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tapvault_server::{ServeConfig, VerifyLevel};
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of: data_dir, grpc_listen, http_listen,
+    /// database_url, tls, tls_names, verify. Flags and env win over it.
+    #[arg(long, env = "TAPVAULT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where keys, the TLS certificate and (without a database URL) the
+    /// private PostgreSQL cluster live. Default: ~/.tapvault
+    #[arg(long, env = "TAPVAULT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address (default 0.0.0.0:10029, tapd's universe port).
+    #[arg(long, env = "TAPVAULT_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// HTTP listen address for /healthz, /readyz, /metrics (default 127.0.0.1:10080).
+    #[arg(long, env = "TAPVAULT_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// PostgreSQL URL. Without one, tapvault runs its own private cluster.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Serve gRPC without TLS (only behind a TLS-terminating proxy or for tests).
+    #[arg(long)]
+    pub no_tls: bool,
+    /// Extra host names / IPs for the generated certificate (repeatable).
+    #[arg(long = "tls-name")]
+    pub tls_names: Vec<String>,
+    /// Offline verification of inserted proofs: full, no-header, decode-only.
+    #[arg(long, env = "TAPVAULT_VERIFY")]
+    pub verify: Option<VerifyLevel>,
+}
+
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    grpc_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    tls: Option<bool>,
+    tls_names: Option<Vec<String>>,
+    verify: Option<VerifyLevel>,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".tapvault")
+}
+
+pub fn config(a: ServeArgs) -> Result<ServeConfig> {
+    let file: FileConfig = match &a.config {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?,
+        None => FileConfig::default(),
+    };
+    let data_dir = a
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(default_data_dir);
+    let mut c = ServeConfig::new(data_dir);
+    if let Some(v) = a.grpc_listen.or(file.grpc_listen) {
+        c.grpc_listen = v;
+    }
+    if let Some(v) = a.http_listen.or(file.http_listen) {
+        c.http_listen = v;
+    }
+    c.database_url = a.database_url.or(file.database_url);
+    c.tls = !a.no_tls && file.tls.unwrap_or(true);
+    c.tls_names = if a.tls_names.is_empty() {
+        file.tls_names.unwrap_or_default()
+    } else {
+        a.tls_names
+    };
+    if let Some(v) = a.verify.or(file.verify) {
+        c.verify = v;
+    }
+    Ok(c)
+}
+
+pub async fn run(a: ServeArgs) -> Result<()> {
+    let cfg = config(a)?;
+    let running = tapvault_server::start(cfg).await?;
+    if let Some(pem) = &running.cert_pem {
+        if let Ok(fp) = tapvault_server::tls::cert_fingerprint(pem) {
+            tracing::info!("TLS certificate SHA-256 fingerprint (for pinning): {fp}");
+        }
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,14 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A vendored protoc: nothing to install on the build machine.
+    std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_build::configure()
+        .build_client(true)
+        .file_descriptor_set_path(out.join("tapvault_descriptor.bin"))
+        .compile_protos(
+            &["../../proto/universerpc/universe.proto"],
+            &["../../proto"],
+        )?;
+    println!("cargo:rerun-if-changed=../../proto");
+    Ok(())
+}

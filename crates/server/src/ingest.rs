@@ -1,0 +1,160 @@
+//! decode → check against the request → verify offline → a `NewLeaf`.
+
+use crate::keys::{LeafKey, Subject, UniverseId};
+use tapvault_codec::derived::universe_leaf_key;
+use tapvault_codec::{Proof, ProofType, RawProof};
+use tapvault_store::universe::NewLeaf;
+use tapvault_verify::{verify_proof, Options};
+use tonic::Status;
+
+/// How much offline verification an insert gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyLevel {
+    /// Every offline check (default).
+    Full,
+    /// Every offline check but the header proof-of-work / merkle check.
+    NoHeader,
+    /// Decode only (for importing proofs that are known good).
+    DecodeOnly,
+}
+
+impl std::str::FromStr for VerifyLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(VerifyLevel::Full),
+            "no-header" => Ok(VerifyLevel::NoHeader),
+            "decode-only" => Ok(VerifyLevel::DecodeOnly),
+            o => Err(format!(
+                "unknown verify level {o:?} (full, no-header, decode-only)"
+            )),
+        }
+    }
+}
+
+/// The largest single proof accepted (tapd's per-proof cap).
+pub const MAX_PROOF_BYTES: usize = 128 * 1024 * 1024;
+
+/// Decodes and verifies a raw single proof; the leaf to store.
+pub fn prepare(raw: &[u8], level: VerifyLevel) -> Result<(RawProof, NewLeaf), Status> {
+    if raw.is_empty() {
+        return Err(Status::invalid_argument("asset_leaf.proof is empty"));
+    }
+    if raw.len() > MAX_PROOF_BYTES {
+        return Err(Status::resource_exhausted(format!(
+            "proof is {} bytes, over the {} byte cap",
+            raw.len(),
+            MAX_PROOF_BYTES
+        )));
+    }
+    if !raw.starts_with(b"TAPP") {
+        return Err(Status::invalid_argument(
+            "asset_leaf.proof must be a single proof starting with the TAPP magic (not a proof file)",
+        ));
+    }
+    let rp = RawProof::decode(raw)
+        .map_err(|e| Status::invalid_argument(format!("invalid proof: {e}")))?;
+    if level != VerifyLevel::DecodeOnly {
+        let opts = Options {
+            header: level == VerifyLevel::Full,
+        };
+        verify_proof(&rp.proof, opts).into_result().map_err(|e| {
+            Status::invalid_argument(format!(
+                "proof failed verification ({}): {e}",
+                e.check().title()
+            ))
+        })?;
+    }
+    let leaf = new_leaf(&rp);
+    Ok((rp, leaf))
+}
+
+pub fn new_leaf(rp: &RawProof) -> NewLeaf {
+    let p: &Proof = &rp.proof;
+    let info = tapvault_codec::universe_leaf_info(p);
+    let prev_leaf_key = match info.proof_type {
+        ProofType::Issuance => None,
+        ProofType::Transfer => p
+            .asset
+            .primary_prev_id()
+            .map(|pid| universe_leaf_key(&pid.out_point, &pid.script_key)),
+    };
+    NewLeaf {
+        universe_id: info.subject.id_bytes(),
+        proof_type: info.proof_type,
+        leaf_key: info.leaf_key,
+        raw: rp.raw.clone(),
+        asset_id: p.asset.id(),
+        group_key: p.asset.group_key.map(|g| g.0),
+        anchor: info.anchor,
+        script_key: p.asset.script_key.0,
+        amount: p.asset.amount,
+        leaf_sum: info.sum,
+        block_height: p.block_height,
+        block_hash: bitcoin::hashes::Hash::to_byte_array(p.block_header.block_hash()),
+        asset_name: p.asset.genesis.tag_lossy(),
+        prev_leaf_key,
+    }
+}
+
+/// Checks that the request's universe ID and leaf key name this proof.
+pub fn check_request(
+    id: &UniverseId,
+    key: &LeafKey,
+    rp: &RawProof,
+    leaf: &NewLeaf,
+) -> Result<(), Status> {
+    let a = &rp.proof.asset;
+    match (&id.subject, &a.group_key) {
+        (Subject::GroupKey(x), Some(g)) if *x == g.x_only() => {}
+        (Subject::GroupKey(x), Some(g)) => {
+            return Err(Status::invalid_argument(format!(
+                "group key mismatch: request names {}, proof's asset has {}",
+                hex::encode(x),
+                hex::encode(g.x_only())
+            )))
+        }
+        (Subject::GroupKey(_), None) => {
+            return Err(Status::invalid_argument(
+                "request names a group key universe but the proof's asset has no group key",
+            ))
+        }
+        (Subject::AssetId(_), Some(_)) => {
+            return Err(Status::invalid_argument(
+                "the proof's asset is grouped: use its group key as the universe id",
+            ))
+        }
+        (Subject::AssetId(want), None) if *want != a.id() => {
+            return Err(Status::invalid_argument(format!(
+                "asset id mismatch: request names {}, proof is for {}",
+                hex::encode(want),
+                hex::encode(a.id())
+            )))
+        }
+        (Subject::AssetId(_), None) => {}
+    }
+    if let Some(t) = id.proof_type {
+        if t != leaf.proof_type {
+            return Err(Status::invalid_argument(format!(
+                "proof type mismatch: expected {}, got {}",
+                leaf.proof_type.as_str(),
+                t.as_str()
+            )));
+        }
+    }
+    if key.script_key_x != a.script_key.x_only() {
+        return Err(Status::invalid_argument(format!(
+            "script key mismatch: leaf key names {}, proof's asset has {}",
+            hex::encode(key.script_key_x),
+            a.script_key
+        )));
+    }
+    if key.outpoint != leaf.anchor {
+        return Err(Status::invalid_argument(format!(
+            "outpoint mismatch: leaf key names {}, proof is anchored at {}",
+            key.outpoint, leaf.anchor
+        )));
+    }
+    Ok(())
+}

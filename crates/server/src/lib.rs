@@ -1,0 +1,269 @@
+// tonic::Status is the error type of every gRPC handler; boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
+//! tapvault's server: the tapd-compatible `universerpc.Universe` service
+//! over gRPC (TLS by default), plus an HTTP port with health and metrics.
+
+pub mod ingest;
+pub mod keys;
+pub mod marshal;
+pub mod metrics;
+pub mod pgembed;
+pub mod tls;
+pub mod universe_svc;
+
+pub mod proto {
+    pub mod taprpc {
+        tonic::include_proto!("taprpc");
+    }
+    pub mod universerpc {
+        tonic::include_proto!("universerpc");
+    }
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("tapvault_descriptor");
+}
+
+pub use ingest::VerifyLevel;
+pub use metrics::Metrics;
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tapvault_store::Db;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The tenant a request acts for (set by the auth layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tenant(pub i64);
+
+/// tapd's gRPC message limit (lnrpc.MaxGrpcMsgSize).
+pub const MAX_MESSAGE_BYTES: usize = 200 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// `None`: run a private PostgreSQL cluster in the data dir.
+    pub database_url: Option<String>,
+    pub tls: bool,
+    /// Extra DNS names / IPs for the generated certificate.
+    pub tls_names: Vec<String>,
+    pub verify: VerifyLevel,
+    /// Tenant that unauthenticated requests act for.
+    pub default_tenant: Option<String>,
+    pub max_db_connections: u32,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServeConfig {
+            data_dir,
+            grpc_listen: "0.0.0.0:10029".parse().expect("static addr"),
+            http_listen: "127.0.0.1:10080".parse().expect("static addr"),
+            database_url: None,
+            tls: true,
+            tls_names: Vec::new(),
+            verify: VerifyLevel::Full,
+            default_tenant: Some("default".into()),
+            max_db_connections: 16,
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub db: Db,
+    pub cert_pem: Option<Vec<u8>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    cluster: Option<pgembed::PrivateCluster>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight calls finish (their transactions
+    /// commit or roll back), then stops the private cluster if any.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        self.db.pool.close().await;
+        if let Some(c) = self.cluster.take() {
+            c.stop();
+        }
+    }
+}
+
+async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCluster>)> {
+    let (url, cluster) = match &cfg.database_url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let c = pgembed::PrivateCluster::prepare(&cfg.data_dir)?;
+            c.start()?;
+            let admin = tapvault_store::connect(&c.url("postgres"), 1).await?;
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')",
+            )
+            .fetch_one(&admin.pool)
+            .await?;
+            if !exists {
+                sqlx::query("CREATE DATABASE tapvault")
+                    .execute(&admin.pool)
+                    .await?;
+            }
+            admin.pool.close().await;
+            tracing::info!(
+                "using the private PostgreSQL cluster in {}",
+                c.data.display()
+            );
+            (c.url("tapvault"), Some(c))
+        }
+    };
+    let db = tapvault_store::connect(&url, cfg.max_db_connections)
+        .await
+        .with_context(|| "connecting to PostgreSQL")?;
+    tapvault_store::migrate(&db.pool)
+        .await
+        .context("running migrations")?;
+    Ok((db, cluster))
+}
+
+/// Starts the gRPC and HTTP servers; returns once both listen.
+pub async fn start(cfg: ServeConfig) -> Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let (db, cluster) = open_db(&cfg).await?;
+    let default_tenant = match &cfg.default_tenant {
+        Some(name) => Some(tapvault_store::db::ensure_tenant(&db.pool, name).await?),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let svc = universe_svc::UniverseService {
+        db: db.clone(),
+        default_tenant,
+        runtime_id: rand::random::<i64>().abs(),
+        verify: cfg.verify,
+        metrics: metrics.clone(),
+    };
+
+    let (shutdown, rx) = watch::channel(false);
+    let grpc_listener = TcpListener::bind(cfg.grpc_listen)
+        .await
+        .with_context(|| format!("binding gRPC on {}", cfg.grpc_listen))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_listener = TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", cfg.http_listen))?;
+    let http_addr = http_listener.local_addr()?;
+
+    let mut builder = tonic::transport::Server::builder();
+    let mut cert_pem = None;
+    if cfg.tls {
+        let (cert, key) = tls::TlsFiles::in_dir(&cfg.data_dir).load_or_create(&cfg.tls_names)?;
+        // tonic's TLS acceptor advertises ALPN h2, which grpc-go ≥ 1.67 requires.
+        builder = builder
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(&cert, &key)),
+            )
+            .context("configuring TLS")?;
+        cert_pem = Some(cert);
+    }
+    let (mut health_reporter, health_svc) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<proto::universerpc::universe_server::UniverseServer<universe_svc::UniverseService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building reflection")?;
+    let universe = proto::universerpc::universe_server::UniverseServer::new(svc)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let router = builder
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(universe);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    let mut grpc_rx = rx.clone();
+    let grpc_task = tokio::spawn(async move {
+        let res = router
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = grpc_rx.wait_for(|v| *v).await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!("gRPC server stopped: {e}");
+        }
+    });
+
+    let http_app = http_router(db.clone(), metrics);
+    let mut http_rx = rx.clone();
+    let http_task = tokio::spawn(async move {
+        let res = axum::serve(http_listener, http_app)
+            .with_graceful_shutdown(async move {
+                let _ = http_rx.wait_for(|v| *v).await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!("HTTP server stopped: {e}");
+        }
+    });
+    tracing::info!(
+        "tapvault serving universerpc on {grpc_addr} ({}), HTTP on {http_addr}",
+        if cfg.tls { "TLS" } else { "plaintext" }
+    );
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        db,
+        cert_pem,
+        shutdown,
+        tasks: vec![grpc_task, http_task],
+        cluster,
+    })
+}
+
+fn http_router(db: Db, metrics: Arc<Metrics>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let ready_db = db.clone();
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let db = ready_db.clone();
+                async move {
+                    match sqlx::query("SELECT 1").execute(&db.pool).await {
+                        Ok(_) => (StatusCode::OK, "ready\n".to_string()),
+                        Err(e) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("database unavailable: {e}\n"),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+}

@@ -1,0 +1,610 @@
+//! The `universerpc.Universe` service, against the store.
+
+use crate::ingest::{check_request, prepare, VerifyLevel};
+use crate::keys::{asset_key_pb, id_pb, parse_id, parse_leaf_key, proof_type_pb, UniverseId};
+use crate::proto::universerpc::{self as pb, universe_server::Universe};
+use crate::{marshal, Tenant};
+use std::sync::Arc;
+use tapvault_codec::{Proof, ProofType};
+use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
+use tapvault_mssmt::{MemTree, Node};
+use tapvault_store::universe as su;
+use tapvault_store::{Db, StoreError};
+use tonic::{Request, Response, Status};
+
+/// Page size tapd's sync client uses, and the largest page we serve.
+pub const DEFAULT_PAGE: i64 = 512;
+pub const MAX_PAGE: i64 = 16384;
+
+pub struct UniverseService {
+    pub db: Db,
+    pub default_tenant: Option<i64>,
+    pub runtime_id: i64,
+    pub verify: VerifyLevel,
+    pub metrics: Arc<crate::Metrics>,
+}
+
+pub(crate) fn store_err(e: StoreError) -> Status {
+    tracing::error!("store error: {e}");
+    match e {
+        StoreError::Db(sqlx::Error::PoolTimedOut) => {
+            Status::unavailable("database is unavailable, retry later")
+        }
+        e => Status::internal(format!("storage error: {e}")),
+    }
+}
+
+fn node_pb(n: &Node) -> pb::MerkleSumNode {
+    pb::MerkleSumNode {
+        root_hash: n.hash.to_vec(),
+        root_sum: n.sum as i64,
+    }
+}
+
+fn page(offset: i32, limit: i32) -> Result<(i64, i64), Status> {
+    if offset < 0 {
+        return Err(Status::invalid_argument(format!(
+            "offset must be >= 0, got {offset}"
+        )));
+    }
+    let limit = match limit as i64 {
+        0 => DEFAULT_PAGE,
+        l if l < 0 => {
+            return Err(Status::invalid_argument(format!(
+                "limit must be >= 0, got {l}"
+            )))
+        }
+        l if l > MAX_PAGE => {
+            return Err(Status::invalid_argument(format!(
+                "limit {l} is over the maximum page size {MAX_PAGE}"
+            )))
+        }
+        l => l,
+    };
+    Ok((offset as i64, limit))
+}
+
+fn descending(direction: i32) -> bool {
+    direction == pb::SortDirection::Desc as i32
+}
+
+fn universe_root_pb(u: &su::UniverseInfo) -> pb::UniverseRoot {
+    pb::UniverseRoot {
+        id: Some(id_pb(u.asset_id, u.group_key, u.proof_type)),
+        mssmt_root: Some(node_pb(&u.root)),
+        asset_name: u.asset_name.clone(),
+        amounts_by_asset_id: Default::default(),
+    }
+}
+
+fn not_found_root(id: &UniverseId) -> Status {
+    Status::not_found(format!(
+        "no universe root found for {} universe {}",
+        id.proof_type.map(|t| t.as_str()).unwrap_or("any"),
+        hex::encode(id.id_bytes())
+    ))
+}
+
+impl UniverseService {
+    fn tenant<T>(&self, req: &Request<T>) -> Result<i64, Status> {
+        if let Some(Tenant(t)) = req.extensions().get::<Tenant>() {
+            return Ok(*t);
+        }
+        self.default_tenant.ok_or_else(|| {
+            Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
+        })
+    }
+
+    /// Builds the full proof answer from one consistent snapshot.
+    async fn proof_answer(
+        &self,
+        tenant: i64,
+        mut req_key: pb::UniverseKey,
+        uid: [u8; 32],
+        ty: ProofType,
+        leaf_key: [u8; 32],
+        allow_incomplete: bool,
+    ) -> Result<Option<pb::AssetProofResponse>, Status> {
+        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
+        let Some(leaf) = su::leaf(&mut tx, tenant, &uid, ty, &leaf_key)
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        // Leaves whose ancestry is not stored are kept, but not served as
+        // universe leaves: a syncing tapd could not verify them.
+        if !leaf.complete && !allow_incomplete {
+            return Ok(None);
+        }
+        let ns = universe_namespace(&uid, ty);
+        let (root, proof) = su::tree_proof(&mut tx, &self.db, tenant, &ns, &leaf_key)
+            .await
+            .map_err(store_err)?;
+        let (mroot, mproof) =
+            su::tree_proof(&mut tx, &self.db, tenant, ty.multiverse_namespace(), &uid)
+                .await
+                .map_err(store_err)?;
+        tx.commit().await.map_err(|e| store_err(e.into()))?;
+        let decoded = Proof::decode(&leaf.raw).ok();
+        if let Some(id) = req_key.id.as_mut() {
+            id.proof_type = proof_type_pb(ty);
+        }
+        Ok(Some(pb::AssetProofResponse {
+            universe_root: Some(pb::UniverseRoot {
+                id: req_key.id.clone(),
+                mssmt_root: Some(node_pb(&root)),
+                asset_name: leaf.asset_name.clone(),
+                amounts_by_asset_id: Default::default(),
+            }),
+            req: Some(req_key),
+            universe_inclusion_proof: proof.encode(),
+            asset_leaf: Some(pb::AssetLeaf {
+                asset: decoded.as_ref().map(marshal::asset_pb),
+                proof: leaf.raw,
+            }),
+            multiverse_root: Some(node_pb(&mroot)),
+            multiverse_inclusion_proof: mproof.encode(),
+            issuance_data: if ty == ProofType::Issuance {
+                decoded.as_ref().and_then(marshal::issuance_data)
+            } else {
+                None
+            },
+        }))
+    }
+}
+
+fn unimplemented<T>(what: &str) -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(format!(
+        "{what} is not offered by tapvault, a passive private backup universe"
+    )))
+}
+
+#[tonic::async_trait]
+impl Universe for UniverseService {
+    async fn multiverse_root(
+        &self,
+        req: Request<pb::MultiverseRootRequest>,
+    ) -> Result<Response<pb::MultiverseRootResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let r = req.into_inner();
+        let ty = crate::keys::proof_type_of(r.proof_type)?
+            .ok_or_else(|| Status::invalid_argument("proof_type must be ISSUANCE or TRANSFER"))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
+        let root = if r.specific_ids.is_empty() {
+            su::tree_root(&mut conn, t, ty.multiverse_namespace())
+                .await
+                .map_err(store_err)?
+        } else {
+            let mut m = MemTree::new();
+            for id in &r.specific_ids {
+                let uid = parse_id(Some(id))?.id_bytes();
+                if let Some(u) = su::universe(&mut conn, t, &uid, ty)
+                    .await
+                    .map_err(store_err)?
+                {
+                    let (v, s) = multiverse_leaf(ty, &u.root);
+                    m.insert(uid, &v, s)
+                        .map_err(|e| Status::internal(format!("multiverse: {e}")))?;
+                }
+            }
+            m.root()
+        };
+        Ok(Response::new(pb::MultiverseRootResponse {
+            multiverse_root: (!root.is_empty_at(0)).then(|| node_pb(&root)),
+        }))
+    }
+
+    async fn asset_roots(
+        &self,
+        req: Request<pb::AssetRootRequest>,
+    ) -> Result<Response<pb::AssetRootResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let r = req.into_inner();
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
+        let mut list = su::list_universes(&mut tx, t, offset, limit + 1, descending(r.direction))
+            .await
+            .map_err(store_err)?;
+        let has_more = list.len() as i64 > limit;
+        list.truncate(limit as usize);
+        let universe_roots = list
+            .iter()
+            .map(|u| {
+                (
+                    universe_namespace(&u.universe_id, u.proof_type),
+                    universe_root_pb(u),
+                )
+            })
+            .collect();
+        Ok(Response::new(pb::AssetRootResponse {
+            universe_roots,
+            has_more,
+        }))
+    }
+
+    async fn query_asset_roots(
+        &self,
+        req: Request<pb::AssetRootQuery>,
+    ) -> Result<Response<pb::QueryRootResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let id = parse_id(req.get_ref().id.as_ref())?;
+        let uid = id.id_bytes();
+        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
+        let iss = su::universe(&mut tx, t, &uid, ProofType::Issuance)
+            .await
+            .map_err(store_err)?;
+        let tra = su::universe(&mut tx, t, &uid, ProofType::Transfer)
+            .await
+            .map_err(store_err)?;
+        let wanted_missing = match id.proof_type {
+            Some(ProofType::Issuance) => iss.is_none(),
+            Some(ProofType::Transfer) => tra.is_none(),
+            None => iss.is_none() && tra.is_none(),
+        };
+        if wanted_missing {
+            return Err(not_found_root(&id));
+        }
+        Ok(Response::new(pb::QueryRootResponse {
+            issuance_root: iss.as_ref().map(universe_root_pb),
+            transfer_root: tra.as_ref().map(universe_root_pb),
+        }))
+    }
+
+    async fn delete_asset_root(
+        &self,
+        _req: Request<pb::DeleteRootQuery>,
+    ) -> Result<Response<pb::DeleteRootResponse>, Status> {
+        Err(Status::failed_precondition(
+            "tapvault is an append-only backup: universe roots and leaves are never deleted",
+        ))
+    }
+
+    async fn asset_leaf_keys(
+        &self,
+        req: Request<pb::AssetLeafKeysRequest>,
+    ) -> Result<Response<pb::AssetLeafKeyResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let r = req.into_inner();
+        let id = parse_id(r.id.as_ref())?;
+        let ty = id.proof_type.ok_or_else(|| {
+            Status::invalid_argument("AssetLeafKeys: id.proof_type must be ISSUANCE or TRANSFER")
+        })?;
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
+        let mut leaves = su::leaves_page(
+            &mut tx,
+            t,
+            &id.id_bytes(),
+            ty,
+            offset,
+            limit + 1,
+            descending(r.direction),
+        )
+        .await
+        .map_err(store_err)?;
+        let has_more = leaves.len() as i64 > limit;
+        leaves.truncate(limit as usize);
+        let keys: Vec<pb::AssetKey> = leaves
+            .iter()
+            .map(|l| asset_key_pb(&l.anchor, &l.script_key[1..]))
+            .collect();
+        let entries = leaves
+            .iter()
+            .zip(&keys)
+            .map(|(l, k)| pb::AssetLeafEntry {
+                asset_key: Some(k.clone()),
+                leaf_node_hash: l.leaf_node_hash.to_vec(),
+            })
+            .collect();
+        Ok(Response::new(pb::AssetLeafKeyResponse {
+            asset_keys: keys,
+            has_more,
+            entries,
+        }))
+    }
+
+    async fn asset_leaves(
+        &self,
+        req: Request<pb::Id>,
+    ) -> Result<Response<pb::AssetLeafResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let id = parse_id(Some(req.get_ref()))?;
+        let types = match id.proof_type {
+            Some(t) => vec![t],
+            None => vec![ProofType::Issuance, ProofType::Transfer],
+        };
+        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
+        let mut leaves = Vec::new();
+        let mut has_more = false;
+        for ty in types {
+            let mut page = su::leaves_page(&mut tx, t, &id.id_bytes(), ty, 0, MAX_PAGE + 1, false)
+                .await
+                .map_err(store_err)?;
+            has_more |= page.len() as i64 > MAX_PAGE;
+            page.truncate(MAX_PAGE as usize);
+            leaves.extend(page.into_iter().map(|l| pb::AssetLeaf {
+                asset: Proof::decode(&l.raw).ok().as_ref().map(marshal::asset_pb),
+                proof: l.raw,
+            }));
+        }
+        Ok(Response::new(pb::AssetLeafResponse { leaves, has_more }))
+    }
+
+    async fn query_proof(
+        &self,
+        req: Request<pb::UniverseKey>,
+    ) -> Result<Response<pb::AssetProofResponse>, Status> {
+        let start = std::time::Instant::now();
+        let t = self.tenant(&req)?;
+        let key = req.into_inner();
+        let id = parse_id(key.id.as_ref())?;
+        let lk = parse_leaf_key(key.leaf_key.as_ref())?;
+        let types = match id.proof_type {
+            Some(t) => vec![t],
+            None => vec![ProofType::Issuance, ProofType::Transfer],
+        };
+        let uid = id.id_bytes();
+        for ty in types {
+            if let Some(resp) = self
+                .proof_answer(t, key.clone(), uid, ty, lk.key(), false)
+                .await?
+            {
+                self.metrics.observe_query(start.elapsed());
+                return Ok(Response::new(resp));
+            }
+        }
+        Err(Status::not_found(format!(
+            "no universe proof found for universe {} leaf {}/{}",
+            hex::encode(uid),
+            lk.outpoint,
+            hex::encode(lk.script_key_x)
+        )))
+    }
+
+    async fn insert_proof(
+        &self,
+        req: Request<pb::AssetProof>,
+    ) -> Result<Response<pb::AssetProofResponse>, Status> {
+        let start = std::time::Instant::now();
+        let t = self.tenant(&req)?;
+        let r = req.into_inner();
+        let key = r
+            .key
+            .ok_or_else(|| Status::invalid_argument("key must be set"))?;
+        let id = parse_id(key.id.as_ref())?;
+        let lk = parse_leaf_key(key.leaf_key.as_ref())?;
+        let leaf_pb = r
+            .asset_leaf
+            .ok_or_else(|| Status::invalid_argument("asset_leaf must be set"))?;
+        let level = self.verify;
+        let raw = leaf_pb.proof;
+        let prepared = tokio::task::spawn_blocking(move || prepare(&raw, level))
+            .await
+            .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?;
+        let (rp, leaf) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                self.metrics.inc_rejected();
+                return Err(e);
+            }
+        };
+        if let Err(e) = check_request(&id, &lk, &rp, &leaf) {
+            self.metrics.inc_rejected();
+            return Err(e);
+        }
+        let res = su::insert_leaves(&self.db, t, std::slice::from_ref(&leaf))
+            .await
+            .map_err(store_err)?;
+        self.metrics.observe_insert(start.elapsed(), res[0].outcome);
+        // Answered only after the commit above. For a leaf still waiting for
+        // its ancestors the inclusion proof is the key's exclusion proof.
+        let answer = self
+            .proof_answer(
+                t,
+                key,
+                leaf.universe_id,
+                leaf.proof_type,
+                leaf.leaf_key,
+                true,
+            )
+            .await?
+            .ok_or_else(|| Status::internal("stored leaf vanished"))?;
+        Ok(Response::new(answer))
+    }
+
+    async fn push_proof(
+        &self,
+        _req: Request<pb::PushProofRequest>,
+    ) -> Result<Response<pb::PushProofResponse>, Status> {
+        Err(Status::failed_precondition(
+            "tapvault is a passive universe: it pushes proofs to no one (send proofs to it with InsertProof)",
+        ))
+    }
+
+    async fn info(
+        &self,
+        _req: Request<pb::InfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
+        Ok(Response::new(pb::InfoResponse {
+            runtime_id: self.runtime_id,
+        }))
+    }
+
+    async fn sync_universe(
+        &self,
+        _r: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::SyncResponse>, Status> {
+        unimplemented("SyncUniverse (tapvault never syncs from other universes)")
+    }
+    async fn list_federation_servers(
+        &self,
+        _r: Request<pb::ListFederationServersRequest>,
+    ) -> Result<Response<pb::ListFederationServersResponse>, Status> {
+        unimplemented("federation management")
+    }
+    async fn add_federation_server(
+        &self,
+        _r: Request<pb::AddFederationServerRequest>,
+    ) -> Result<Response<pb::AddFederationServerResponse>, Status> {
+        unimplemented("federation management")
+    }
+    async fn delete_federation_server(
+        &self,
+        _r: Request<pb::DeleteFederationServerRequest>,
+    ) -> Result<Response<pb::DeleteFederationServerResponse>, Status> {
+        unimplemented("federation management")
+    }
+
+    async fn universe_stats(
+        &self,
+        req: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
+        let s = su::stats(&mut conn, t).await.map_err(store_err)?;
+        Ok(Response::new(pb::StatsResponse {
+            num_total_assets: s.assets,
+            num_total_groups: s.groups,
+            num_total_syncs: 0,
+            num_total_proofs: s.leaves,
+        }))
+    }
+
+    async fn query_asset_stats(
+        &self,
+        req: Request<pb::AssetStatsQuery>,
+    ) -> Result<Response<pb::UniverseAssetStats>, Status> {
+        let t = self.tenant(&req)?;
+        let r = req.into_inner();
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
+        let list = su::list_universes(&mut tx, t, 0, i64::MAX, descending(r.direction))
+            .await
+            .map_err(store_err)?;
+        let mut stats: Vec<pb::AssetStatsSnapshot> = list
+            .iter()
+            .filter(|u| u.proof_type == ProofType::Issuance)
+            .filter(|u| {
+                r.asset_name_filter.is_empty() || u.asset_name.contains(&r.asset_name_filter)
+            })
+            .filter(|u| {
+                r.asset_id_filter.is_empty()
+                    || u.asset_id.map(|a| a.to_vec()) == Some(r.asset_id_filter.clone())
+            })
+            .map(|u| {
+                let asset = pb::AssetStatsAsset {
+                    asset_id: u.asset_id.map(|a| a.to_vec()).unwrap_or_default(),
+                    total_supply: u.root.sum as i64,
+                    asset_name: u.asset_name.clone(),
+                    ..Default::default()
+                };
+                pb::AssetStatsSnapshot {
+                    group_key: u.group_key.map(|g| g.to_vec()).unwrap_or_default(),
+                    group_supply: if u.group_key.is_some() {
+                        u.root.sum as i64
+                    } else {
+                        0
+                    },
+                    asset: Some(asset),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let total = stats.len() as i64;
+        stats = stats
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        Ok(Response::new(pb::UniverseAssetStats {
+            asset_stats: stats,
+            has_more: offset + limit < total,
+        }))
+    }
+
+    async fn query_events(
+        &self,
+        req: Request<pb::QueryEventsRequest>,
+    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
+        let t = self.tenant(&req)?;
+        let r = req.into_inner();
+        let end = if r.end_timestamp == 0 {
+            i64::from(u32::MAX)
+        } else {
+            r.end_timestamp
+        };
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
+        let rows = su::events_by_day(&mut conn, t, r.start_timestamp, end)
+            .await
+            .map_err(store_err)?;
+        Ok(Response::new(pb::QueryEventsResponse {
+            events: rows
+                .into_iter()
+                .map(|(date, n)| pb::GroupedUniverseEvents {
+                    date,
+                    sync_events: 0,
+                    new_proof_events: n as u64,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn set_federation_sync_config(
+        &self,
+        _r: Request<pb::SetFederationSyncConfigRequest>,
+    ) -> Result<Response<pb::SetFederationSyncConfigResponse>, Status> {
+        unimplemented("federation sync configuration")
+    }
+    async fn query_federation_sync_config(
+        &self,
+        _r: Request<pb::QueryFederationSyncConfigRequest>,
+    ) -> Result<Response<pb::QueryFederationSyncConfigResponse>, Status> {
+        unimplemented("federation sync configuration")
+    }
+    async fn ignore_asset_out_point(
+        &self,
+        _r: Request<pb::IgnoreAssetOutPointRequest>,
+    ) -> Result<Response<pb::IgnoreAssetOutPointResponse>, Status> {
+        unimplemented("supply commitments")
+    }
+    async fn update_supply_commit(
+        &self,
+        _r: Request<pb::UpdateSupplyCommitRequest>,
+    ) -> Result<Response<pb::UpdateSupplyCommitResponse>, Status> {
+        unimplemented("supply commitments")
+    }
+    async fn fetch_supply_commit(
+        &self,
+        _r: Request<pb::FetchSupplyCommitRequest>,
+    ) -> Result<Response<pb::FetchSupplyCommitResponse>, Status> {
+        unimplemented("supply commitments")
+    }
+    async fn fetch_supply_leaves(
+        &self,
+        _r: Request<pb::FetchSupplyLeavesRequest>,
+    ) -> Result<Response<pb::FetchSupplyLeavesResponse>, Status> {
+        unimplemented("supply commitments")
+    }
+    async fn insert_supply_commit(
+        &self,
+        _r: Request<pb::InsertSupplyCommitRequest>,
+    ) -> Result<Response<pb::InsertSupplyCommitResponse>, Status> {
+        unimplemented("supply commitments")
+    }
+}

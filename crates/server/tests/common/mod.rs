@@ -1,0 +1,160 @@
+//! A real server on a fresh database, and the regtest proof vectors.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use tapvault_server::proto::universerpc as pb;
+use tapvault_server::proto::universerpc::universe_client::UniverseClient;
+use tapvault_server::{Running, ServeConfig, VerifyLevel};
+use tapvault_store::db::testdb::{self, TestDb};
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub tdb: Option<TestDb>,
+    pub dir: PathBuf,
+}
+
+impl TestServer {
+    pub async fn start(verify: VerifyLevel, tls: bool) -> TestServer {
+        let tdb = testdb::create().await;
+        let dir = std::env::temp_dir().join(format!("tapvault-test-{}", tdb.name));
+        let mut cfg = ServeConfig::new(dir.clone());
+        cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.database_url = Some(tdb.url.clone());
+        cfg.tls = tls;
+        cfg.verify = verify;
+        let running = tapvault_server::start(cfg).await.expect("server starts");
+        TestServer {
+            running: Some(running),
+            tdb: Some(tdb),
+            dir,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub async fn client(&self) -> UniverseClient<Channel> {
+        let ch = Channel::from_shared(format!("http://{}", self.running().grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        UniverseClient::new(ch)
+            .max_decoding_message_size(200 << 20)
+            .max_encoding_message_size(300 << 20)
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.running().db.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        if let Some(t) = self.tdb.take() {
+            t.drop_db().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn vectors() -> PathBuf {
+    std::env::var_os("TAPVAULT_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        })
+}
+
+pub fn load(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(vectors().join(rel)).unwrap()).unwrap()
+}
+
+/// (comment, raw proof bytes)
+pub fn regtest() -> Vec<(String, Vec<u8>)> {
+    load("taproot-assets/proof/testdata/proof_tlv_encoding_regtest.json")["valid_test_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["comment"].as_str().unwrap().to_string(),
+                hex::decode(c["expected"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+pub fn find(name: &str) -> Vec<u8> {
+    regtest().into_iter().find(|(c, _)| c == name).unwrap().1
+}
+
+/// The request a courier sends: proof type unspecified, 33-byte keys, `op`.
+pub fn courier_request(raw: &[u8]) -> pb::AssetProof {
+    let p = tapvault_codec::Proof::decode(raw).unwrap();
+    let id = match p.asset.group_key {
+        Some(g) => pb::id::Id::GroupKey(g.0.to_vec()),
+        None => pb::id::Id::AssetId(p.asset.id().to_vec()),
+    };
+    let op = p.outpoint();
+    pb::AssetProof {
+        key: Some(pb::UniverseKey {
+            id: Some(pb::Id {
+                id: Some(id),
+                proof_type: 0,
+            }),
+            leaf_key: Some(pb::AssetKey {
+                outpoint: Some(pb::asset_key::Outpoint::Op(pb::Outpoint {
+                    hash_str: op.txid.to_string(),
+                    index: op.vout as i32,
+                })),
+                script_key: Some(pb::asset_key::ScriptKey::ScriptKeyBytes(
+                    p.asset.script_key.0.to_vec(),
+                )),
+            }),
+        }),
+        asset_leaf: Some(pb::AssetLeaf {
+            asset: None,
+            proof: raw.to_vec(),
+        }),
+    }
+}
+
+/// The request the federation push sends: ISSUANCE, x-only keys, `op_str`.
+pub fn federation_request(raw: &[u8]) -> pb::AssetProof {
+    let p = tapvault_codec::Proof::decode(raw).unwrap();
+    let id = match p.asset.group_key {
+        Some(g) => pb::id::Id::GroupKey(g.x_only().to_vec()),
+        None => pb::id::Id::AssetId(p.asset.id().to_vec()),
+    };
+    pb::AssetProof {
+        key: Some(pb::UniverseKey {
+            id: Some(pb::Id {
+                id: Some(id),
+                proof_type: if p.asset.is_genesis() { 1 } else { 2 },
+            }),
+            leaf_key: Some(pb::AssetKey {
+                outpoint: Some(pb::asset_key::Outpoint::OpStr(p.outpoint().to_string())),
+                script_key: Some(pb::asset_key::ScriptKey::ScriptKeyBytes(
+                    p.asset.script_key.x_only().to_vec(),
+                )),
+            }),
+        }),
+        asset_leaf: Some(pb::AssetLeaf {
+            asset: None,
+            proof: raw.to_vec(),
+        }),
+    }
+}
+
+pub fn query_key(req: &pb::AssetProof) -> pb::UniverseKey {
+    req.key.clone().unwrap()
+}
