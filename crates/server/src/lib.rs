@@ -38,6 +38,9 @@ use tokio::sync::watch;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tenant(pub i64);
 
+/// How long shutdown waits for in-flight calls.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// tapd's gRPC message limit (lnrpc.MaxGrpcMsgSize).
 pub const MAX_MESSAGE_BYTES: usize = 200 * 1024 * 1024;
 
@@ -85,12 +88,23 @@ pub struct Running {
 }
 
 impl Running {
+    /// Data directory of the private PostgreSQL cluster, if serve owns one.
+    pub fn private_cluster_dir(&self) -> Option<&std::path::Path> {
+        self.cluster.as_ref().map(|c| c.data.as_path())
+    }
+
     /// Stops accepting, lets in-flight calls finish (their transactions
     /// commit or roll back), then stops the private cluster if any.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        // In-flight calls get a grace period; a client that keeps an idle
+        // connection open must not hold the process up forever. Aborting a
+        // call mid-transaction rolls the transaction back.
+        for mut t in self.tasks.drain(..) {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err() {
+                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+                t.abort();
+            }
         }
         self.db.pool.close().await;
         if let Some(c) = self.cluster.take() {
@@ -164,6 +178,9 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     let mut builder = tonic::transport::Server::builder();
     let mut cert_pem = None;
     if cfg.tls {
+        // One crypto provider for the whole process, whatever features other
+        // crates enable (an ambiguous default makes rustls panic).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (cert, key) = tls::TlsFiles::in_dir(&cfg.data_dir).load_or_create(&cfg.tls_names)?;
         // tonic's TLS acceptor advertises ALPN h2, which grpc-go ≥ 1.67 requires.
         builder = builder
