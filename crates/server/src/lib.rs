@@ -5,6 +5,7 @@
 //! over gRPC (TLS by default), plus an HTTP port with health and metrics.
 
 pub mod ingest;
+pub mod ingestor;
 pub mod keys;
 pub mod marshal;
 pub mod metrics;
@@ -159,6 +160,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     let metrics = Arc::new(Metrics::default());
     let svc = universe_svc::UniverseService {
         db: db.clone(),
+        ingestor: ingestor::Ingestor::start(db.clone()),
         default_tenant,
         runtime_id: rand::random::<i64>().abs(),
         verify: cfg.verify,
@@ -207,7 +209,9 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(universe);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    // TCP_NODELAY: without it small gRPC replies wait out delayed ACKs (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from_listener(grpc_listener, true, None)
+        .map_err(|e| anyhow::anyhow!("gRPC listener: {e}"))?;
     let mut grpc_rx = rx.clone();
     let grpc_task = tokio::spawn(async move {
         let res = router

@@ -18,6 +18,7 @@ pub const MAX_PAGE: i64 = 16384;
 
 pub struct UniverseService {
     pub db: Db,
+    pub ingestor: crate::ingestor::Ingestor,
     pub default_tenant: Option<i64>,
     pub runtime_id: i64,
     pub verify: VerifyLevel,
@@ -398,7 +399,9 @@ impl Universe for UniverseService {
             self.metrics.inc_rejected();
             return Err(e);
         }
-        let res = su::insert_leaves(&self.db, t, std::slice::from_ref(&leaf))
+        let res = self
+            .ingestor
+            .insert(t, vec![leaf.clone()])
             .await
             .map_err(store_err)?;
         self.metrics.observe_insert(start.elapsed(), res[0].outcome);

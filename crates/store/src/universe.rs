@@ -136,30 +136,79 @@ pub async fn insert_leaves(
         .await?;
     }
     let mut out = Vec::with_capacity(leaves.len());
+    let mut pending: Vec<TreeWork> = Vec::new();
     for leaf in leaves {
-        out.push(insert_one(&mut tx, db, tenant, leaf).await?);
+        out.push(insert_one(&mut tx, tenant, leaf, &mut pending).await?);
     }
+    apply_tree_work(&mut tx, db, tenant, pending).await?;
     tx.commit().await?;
     Ok(out)
 }
 
-async fn insert_one(
+/// Leaf updates for one universe tree, applied once per transaction.
+struct TreeWork {
+    universe_id: [u8; 32],
+    proof_type: ProofType,
+    leaf: NewLeaf,
+    updates: Vec<LeafUpdate>,
+}
+
+async fn apply_tree_work(
     tx: &mut Transaction<'static, Postgres>,
     db: &Db,
     tenant: i64,
+    work: Vec<TreeWork>,
+) -> Result<(), StoreError> {
+    // Group by tree, keeping first-seen order of trees and write order of leaves.
+    let mut trees: Vec<TreeWork> = Vec::new();
+    for w in work {
+        match trees
+            .iter_mut()
+            .find(|t| t.universe_id == w.universe_id && t.proof_type == w.proof_type)
+        {
+            Some(t) => t.updates.extend(w.updates),
+            None => trees.push(w),
+        }
+    }
+    let mut mv: Vec<(ProofType, LeafUpdate)> = Vec::new();
+    for t in trees {
+        let ns = universe_namespace(&t.universe_id, t.proof_type);
+        let root = Tree::new(PgTree::writer(tx, tenant, &ns, db.cache.clone()))
+            .apply(t.updates)
+            .await
+            .map_err(tree_err)?;
+        ensure_universe(tx, tenant, &t.leaf, t.proof_type).await?;
+        let (value, sum) = multiverse_leaf(t.proof_type, &root);
+        mv.push((t.proof_type, LeafUpdate::new(t.universe_id, &value, sum)));
+    }
+    for ty in [ProofType::Issuance, ProofType::Transfer] {
+        let ups: Vec<LeafUpdate> = mv
+            .iter()
+            .filter(|(t, _)| *t == ty)
+            .map(|(_, u)| *u)
+            .collect();
+        if ups.is_empty() {
+            continue;
+        }
+        let mv_ns = ty.multiverse_namespace();
+        lock_tree(tx, tenant, mv_ns).await?;
+        Tree::new(PgTree::writer(tx, tenant, mv_ns, db.cache.clone()))
+            .apply(ups)
+            .await
+            .map_err(tree_err)?;
+    }
+    Ok(())
+}
+
+async fn insert_one(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
     leaf: &NewLeaf,
+    work: &mut Vec<TreeWork>,
 ) -> Result<InsertResult, StoreError> {
     let ty = type_code(leaf.proof_type);
 
     let proof_hash = sha256(&[&leaf.raw]);
-    sqlx::query(
-        "INSERT INTO proofs (tenant_id, hash, raw) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(&proof_hash[..])
-    .bind(&leaf.raw)
-    .execute(&mut **tx)
-    .await?;
 
     let existing = sqlx::query(
         "SELECT h.id, h.complete, l.proof_hash, l.version FROM universe_heads h
@@ -203,7 +252,8 @@ async fn insert_one(
 
     let leaf_node = Node::leaf(&leaf.raw, leaf.leaf_sum);
     let leaf_id: i64 = sqlx::query_scalar(
-        "INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version, proof_hash,
+        "WITH p AS (INSERT INTO proofs (tenant_id, hash, raw) VALUES ($1, $6, $19) ON CONFLICT DO NOTHING)
+         INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version, proof_hash,
             asset_id, group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
             leaf_node_hash, block_height, block_hash, asset_name)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) RETURNING id",
@@ -226,6 +276,7 @@ async fn insert_one(
     .bind(leaf.block_height as i32)
     .bind(&leaf.block_hash[..])
     .bind(&leaf.asset_name)
+    .bind(&leaf.raw)
     .fetch_one(&mut **tx)
     .await?;
 
@@ -269,40 +320,26 @@ async fn insert_one(
 
     let mut completed = 0;
     if complete {
-        let mut updates = vec![(
-            leaf.proof_type,
-            LeafUpdate {
+        work.push(TreeWork {
+            universe_id: leaf.universe_id,
+            proof_type: leaf.proof_type,
+            leaf: leaf.clone(),
+            updates: vec![LeafUpdate {
                 key: leaf.leaf_key,
                 leaf: leaf_node,
-            },
-        )];
-        if outcome == InsertOutcome::New {
+            }],
+        });
+        if outcome == InsertOutcome::New && has_waiting(tx, tenant, &leaf.universe_id).await? {
             let extra = complete_descendants(tx, tenant, &leaf.universe_id, leaf.leaf_key).await?;
             completed = extra.len();
-            updates.extend(extra.into_iter().map(|u| (ProofType::Transfer, u)));
-        }
-        for ty in [ProofType::Issuance, ProofType::Transfer] {
-            let ups: Vec<LeafUpdate> = updates
-                .iter()
-                .filter(|(t, _)| *t == ty)
-                .map(|(_, u)| *u)
-                .collect();
-            if ups.is_empty() {
-                continue;
+            if !extra.is_empty() {
+                work.push(TreeWork {
+                    universe_id: leaf.universe_id,
+                    proof_type: ProofType::Transfer,
+                    leaf: leaf.clone(),
+                    updates: extra,
+                });
             }
-            let ns = universe_namespace(&leaf.universe_id, ty);
-            let root = Tree::new(PgTree::writer(tx, tenant, &ns, db.cache.clone()))
-                .apply(ups)
-                .await
-                .map_err(tree_err)?;
-            ensure_universe(tx, tenant, leaf, ty).await?;
-            let mv_ns = ty.multiverse_namespace();
-            lock_tree(tx, tenant, mv_ns).await?;
-            let (value, sum) = multiverse_leaf(ty, &root);
-            Tree::new(PgTree::writer(tx, tenant, mv_ns, db.cache.clone()))
-                .insert(leaf.universe_id, &value, sum)
-                .await
-                .map_err(tree_err)?;
         }
     }
     Ok(InsertResult {
@@ -311,6 +348,23 @@ async fn insert_one(
         complete,
         completed_descendants: completed,
     })
+}
+
+/// Whether any leaf of this universe waits for its ancestry (an index-only
+/// probe; orphans are rare, so this usually saves the cascade query).
+async fn has_waiting(
+    conn: &mut PgConnection,
+    tenant: i64,
+    uid: &[u8; 32],
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM universe_heads
+         WHERE tenant_id = $1 AND universe_id = $2 AND NOT complete)",
+    )
+    .bind(tenant)
+    .bind(&uid[..])
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 async fn is_complete(

@@ -1,0 +1,178 @@
+//! Ingest and query benchmark against a real server and PostgreSQL:
+//! `cargo run --release -p tapvault-server --example bench_ingest [N] [K]`
+//!
+//! Pushes N distinct proofs over gRPC with K concurrent clients, then
+//! measures QueryProof latency at ~500 requests/s, and, in the same run, the
+//! raw PostgreSQL rate of inserting the same bytes (one row and one commit
+//! per proof, K concurrent connections). Synthetic proofs are the regtest
+//! genesis proof with a fresh script key each, so the server runs at
+//! `decode-only` verification for them (verification cost is measured by
+//! the verify crate's own bench).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tapvault_codec::{Proof, PubKey};
+use tapvault_server::proto::universerpc as pb;
+use tapvault_server::proto::universerpc::universe_client::UniverseClient;
+use tapvault_server::{ServeConfig, VerifyLevel};
+use tapvault_store::db::testdb;
+
+fn vectors() -> std::path::PathBuf {
+    std::env::var_os("TAPVAULT_VECTORS")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        })
+}
+
+fn synthetic(n: usize) -> Vec<(Vec<u8>, pb::AssetProof)> {
+    let text = std::fs::read_to_string(
+        vectors().join("taproot-assets/proof/testdata/proof_tlv_encoding_regtest.json"),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let raw = hex::decode(v["valid_test_cases"][0]["expected"].as_str().unwrap()).unwrap();
+    let base = Proof::decode(&raw).unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    (0..n)
+        .map(|i| {
+            let mut p = base.clone();
+            let mut sk = [0u8; 32];
+            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
+                .unwrap()
+                .public_key(&secp);
+            p.asset.script_key = PubKey(key.serialize());
+            let raw = p.encode();
+            let op = p.outpoint();
+            let req = pb::AssetProof {
+                key: Some(pb::UniverseKey {
+                    id: Some(pb::Id {
+                        id: Some(pb::id::Id::AssetId(p.asset.id().to_vec())),
+                        proof_type: 0,
+                    }),
+                    leaf_key: Some(pb::AssetKey {
+                        outpoint: Some(pb::asset_key::Outpoint::OpStr(op.to_string())),
+                        script_key: Some(pb::asset_key::ScriptKey::ScriptKeyBytes(
+                            key.serialize().to_vec(),
+                        )),
+                    }),
+                }),
+                asset_leaf: Some(pb::AssetLeaf {
+                    asset: None,
+                    proof: raw.clone(),
+                }),
+            };
+            (raw, req)
+        })
+        .collect()
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let k: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let tdb = testdb::create().await;
+    let dir = std::env::temp_dir().join(format!("tapvault-bench-{}", tdb.name));
+    let mut cfg = ServeConfig::new(dir.clone());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(tdb.url.clone());
+    cfg.tls = false;
+    cfg.verify = VerifyLevel::DecodeOnly;
+    cfg.max_db_connections = (k as u32 + 4).max(8);
+    let running = tapvault_server::start(cfg).await.unwrap();
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let items = Arc::new(synthetic(n));
+    println!(
+        "{n} proofs of {} bytes, {k} concurrent clients",
+        items[0].0.len()
+    );
+
+    // Raw PostgreSQL baseline: the same bytes, one row + commit each.
+    sqlx::query("CREATE TABLE raw_bench (id BIGSERIAL PRIMARY KEY, hash BYTEA UNIQUE, raw BYTEA)")
+        .execute(&running.db.pool)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..k {
+        let items = items.clone();
+        let pool = running.db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for (raw, _) in items.iter().skip(w).step_by(k) {
+                let h = tapvault_codec::primitives::sha256(&[raw]);
+                sqlx::query("INSERT INTO raw_bench (hash, raw) VALUES ($1, $2)")
+                    .bind(&h[..])
+                    .bind(raw)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let raw_rate = n as f64 / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..k {
+        let items = items.clone();
+        let mut c = UniverseClient::new(ch.clone()).max_decoding_message_size(200 << 20);
+        tasks.push(tokio::spawn(async move {
+            for (_, req) in items.iter().skip(w).step_by(k) {
+                c.insert_proof(req.clone()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let ingest_rate = n as f64 / start.elapsed().as_secs_f64();
+    println!("raw PostgreSQL insert: {raw_rate:.0} rows/s");
+    println!(
+        "InsertProof over gRPC: {ingest_rate:.0} proofs/s = {:.0}% of raw",
+        100.0 * ingest_rate / raw_rate
+    );
+
+    // QueryProof at ~500 requests/s for 4 s.
+    let mut lat = Vec::new();
+    let mut c = UniverseClient::new(ch.clone()).max_decoding_message_size(200 << 20);
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut i = 0;
+    while Instant::now() < until {
+        tick.tick().await;
+        let key = items[i % n].1.key.clone().unwrap();
+        let t = Instant::now();
+        c.query_proof(key).await.unwrap();
+        lat.push(t.elapsed());
+        i += 1;
+    }
+    let count = lat.len();
+    println!(
+        "QueryProof at ~500 rps ({count} calls): p50 {:?}, p99 {:?}",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
+    running.shutdown().await;
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
