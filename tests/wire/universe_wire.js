@@ -60,6 +60,33 @@ function byComment(c) {
 }
 
 async function main() {
+  const mode = process.env.TAPVAULT_MODE || 'full';
+  if (mode === 'refused') {
+    try {
+      await call('Info', {});
+    } catch (e) {
+      assert.strictEqual(e.code, 16, `want UNAUTHENTICATED, got ${e.code}: ${e.details}`);
+      console.log(JSON.stringify({ ok: true, refused: e.details }));
+      return;
+    }
+    throw new Error('a call without a token was accepted');
+  }
+  if (mode === 'empty') {
+    const roots = await call('AssetRoots', { withAmountsById: false, offset: 0, limit: 512, direction: 'SORT_DIRECTION_ASC' });
+    assert.strictEqual(Object.keys(roots.universeRoots).length, 0, 'another tenant sees no roots');
+    const g = byComment('valid regtest proof file index 0');
+    try {
+      await call('QueryProof', {
+        id: { assetId: g.assetId, proofType: 'PROOF_TYPE_UNSPECIFIED' },
+        leafKey: { op: { hashStr: g.txid, index: g.vout }, scriptKeyBytes: g.scriptKey },
+      });
+      throw new Error('another tenant could read a proof');
+    } catch (e) {
+      assert(String(e.details).includes('no universe proof found'), String(e));
+    }
+    console.log(JSON.stringify({ ok: true, empty: true }));
+    return;
+  }
   const info = await call('Info', {});
   assert(info.runtimeId && info.runtimeId !== '0', 'Info.runtime_id must be set');
 

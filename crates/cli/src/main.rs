@@ -1,5 +1,6 @@
 //! The `tapvault` binary.
 
+mod admin_cmd;
 mod input;
 mod mssmt_cmd;
 mod proof_cmd;
@@ -23,6 +24,12 @@ struct Cli {
 enum Cmd {
     /// Run the tapvault server (universe RPC over gRPC, health/metrics over HTTP).
     Serve(serve_cmd::ServeArgs),
+    /// Issue and revoke access tokens.
+    #[command(subcommand)]
+    Token(admin_cmd::TokenCmd),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(admin_cmd::TenantCmd),
     /// Work with proofs and proof files.
     #[command(subcommand)]
     Proof(ProofCmd),
@@ -72,6 +79,8 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Token(c) => tokio::runtime::Runtime::new()?.block_on(admin_cmd::token(c))?,
+        Cmd::Tenant(c) => tokio::runtime::Runtime::new()?.block_on(admin_cmd::tenant(c))?,
         Cmd::Serve(a) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(serve_cmd::run(a))?;

@@ -34,6 +34,18 @@ pub struct ServeArgs {
     /// Offline verification of inserted proofs: full, no-header, decode-only.
     #[arg(long, env = "TAPVAULT_VERIFY")]
     pub verify: Option<VerifyLevel>,
+    /// Turn authentication off: every request acts as tenant `default`
+    /// (local development only).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Accept credential-less universe calls from a network as a tenant,
+    /// e.g. `10.8.0.0/24=alice` (repeatable; for servers inside a VPN).
+    #[arg(long = "trust-network", value_parser = parse_trusted)]
+    pub trust_network: Vec<tapvault_server::auth::TrustedNetwork>,
+}
+
+fn parse_trusted(s: &str) -> Result<tapvault_server::auth::TrustedNetwork, String> {
+    tapvault_server::auth::TrustedNetwork::parse(s)
 }
 
 #[derive(serde::Deserialize, Default, Debug)]
@@ -46,6 +58,7 @@ struct FileConfig {
     tls: Option<bool>,
     tls_names: Option<Vec<String>>,
     verify: Option<VerifyLevel>,
+    auth: Option<bool>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -84,6 +97,8 @@ pub fn config(a: ServeArgs) -> Result<ServeConfig> {
     if let Some(v) = a.verify.or(file.verify) {
         c.verify = v;
     }
+    c.auth = !a.no_auth && file.auth.unwrap_or(true);
+    c.trusted_networks = a.trust_network;
     Ok(c)
 }
 

@@ -4,6 +4,7 @@
 //! tapvault's server: the tapd-compatible `universerpc.Universe` service
 //! over gRPC (TLS by default), plus an HTTP port with health and metrics.
 
+pub mod auth;
 pub mod ingest;
 pub mod ingestor;
 pub mod keys;
@@ -56,8 +57,14 @@ pub struct ServeConfig {
     /// Extra DNS names / IPs for the generated certificate.
     pub tls_names: Vec<String>,
     pub verify: VerifyLevel,
-    /// Tenant that unauthenticated requests act for.
+    /// Require JWTs (default). Off: every request acts as `default_tenant`.
+    pub auth: bool,
+    /// Tenant that requests act for when auth is off.
     pub default_tenant: Option<String>,
+    /// HS256 secret instead of the generated Ed25519 keys.
+    pub jwt_hs256_secret: Option<Vec<u8>>,
+    /// Credential-less universe calls from these ranges act as a tenant.
+    pub trusted_networks: Vec<auth::TrustedNetwork>,
     pub max_db_connections: u32,
 }
 
@@ -71,7 +78,10 @@ impl ServeConfig {
             tls: true,
             tls_names: Vec::new(),
             verify: VerifyLevel::Full,
+            auth: true,
             default_tenant: Some("default".into()),
+            jwt_hs256_secret: None,
+            trusted_networks: Vec::new(),
             max_db_connections: 16,
         }
     }
@@ -114,12 +124,14 @@ impl Running {
     }
 }
 
-async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCluster>)> {
+/// Opens (and migrates) the configured database, starting the private
+/// cluster if no URL is given.
+pub async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCluster>)> {
     let (url, cluster) = match &cfg.database_url {
         Some(u) => (u.clone(), None),
         None => {
             let c = pgembed::PrivateCluster::prepare(&cfg.data_dir)?;
-            c.start()?;
+            let started = c.start()?;
             let admin = tapvault_store::connect(&c.url("postgres"), 1).await?;
             let exists: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')",
@@ -136,7 +148,8 @@ async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCluste
                 "using the private PostgreSQL cluster in {}",
                 c.data.display()
             );
-            (c.url("tapvault"), Some(c))
+            // Only a cluster we started is ours to stop.
+            (c.url("tapvault"), started.then_some(c))
         }
     };
     let db = tapvault_store::connect(&url, cfg.max_db_connections)
@@ -153,10 +166,44 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (db, cluster) = open_db(&cfg).await?;
-    let default_tenant = match &cfg.default_tenant {
-        Some(name) => Some(tapvault_store::db::ensure_tenant(&db.pool, name).await?),
-        None => None,
+    let mode = if cfg.auth {
+        let keys = match &cfg.jwt_hs256_secret {
+            Some(s) => auth::Keys::hs256(s)?,
+            None => auth::Keys::ed25519_in(&cfg.data_dir)?,
+        };
+        let mut trusted = Vec::new();
+        for n in &cfg.trusted_networks {
+            let tid: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+                .bind(&n.tenant)
+                .fetch_optional(&db.pool)
+                .await?;
+            let tid = tid.ok_or_else(|| {
+                anyhow::anyhow!("--trust-network names unknown tenant {:?}", n.tenant)
+            })?;
+            tracing::warn!(
+                "accepting credential-less calls from {}/{} as tenant {:?}: anyone in that network can push and read its data",
+                n.net,
+                n.prefix,
+                n.tenant
+            );
+            trusted.push((n.clone(), tid));
+        }
+        auth::AuthMode::On { keys, trusted }
+    } else {
+        let name = cfg
+            .default_tenant
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        tracing::warn!("authentication is off: every request acts as tenant {name:?}");
+        auth::AuthMode::Off {
+            tenant: tapvault_store::db::ensure_tenant(&db.pool, &name).await?,
+        }
     };
+    let authenticator = Arc::new(auth::Authenticator {
+        db: db.clone(),
+        mode,
+    });
+    let default_tenant = None;
     let metrics = Arc::new(Metrics::default());
     let svc = universe_svc::UniverseService {
         db: db.clone(),
@@ -206,6 +253,9 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let router = builder
+        .layer(auth::AuthLayer {
+            auth: authenticator.clone(),
+        })
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(universe);
@@ -224,7 +274,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         }
     });
 
-    let http_app = http_router(db.clone(), metrics);
+    let http_app = http_router(db.clone(), metrics, authenticator);
     let mut http_rx = rx.clone();
     let http_task = tokio::spawn(async move {
         let res = axum::serve(http_listener, http_app)
@@ -251,7 +301,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     })
 }
 
-fn http_router(db: Db, metrics: Arc<Metrics>) -> axum::Router {
+fn http_router(db: Db, metrics: Arc<Metrics>, authn: Arc<auth::Authenticator>) -> axum::Router {
     use axum::http::StatusCode;
     use axum::routing::get;
     let ready_db = db.clone();
@@ -274,9 +324,21 @@ fn http_router(db: Db, metrics: Arc<Metrics>) -> axum::Router {
         )
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let m = metrics.clone();
+                let authn = authn.clone();
                 async move {
+                    use axum::response::IntoResponse;
+                    let header = headers
+                        .get(axum::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    if let Err(s) = authn.check(header, None, auth::Scope::Admin).await {
+                        let code = match s.code() {
+                            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+                            _ => StatusCode::UNAUTHORIZED,
+                        };
+                        return (code, format!("{}\n", s.message())).into_response();
+                    }
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -284,6 +346,7 @@ fn http_router(db: Db, metrics: Arc<Metrics>) -> axum::Router {
                         )],
                         m.render(),
                     )
+                        .into_response()
                 }
             }),
         )

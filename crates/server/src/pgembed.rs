@@ -129,7 +129,8 @@ impl PrivateCluster {
         Ok(())
     }
 
-    pub fn start(&self) -> Result<()> {
+    /// Starts the cluster; `Ok(false)` if it was already running.
+    pub fn start(&self) -> Result<bool> {
         let opts = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}'",
             self.socket_dir.display()
@@ -140,7 +141,7 @@ impl PrivateCluster {
             .run("pg_ctl", &["-D", &self.data.to_string_lossy(), "status"])
             .is_ok()
         {
-            return Ok(());
+            return Ok(false);
         }
         self.run(
             "pg_ctl",
@@ -154,7 +155,8 @@ impl PrivateCluster {
                 "-w",
                 "start",
             ],
-        )
+        )?;
+        Ok(true)
     }
 
     pub fn stop(&self) {

@@ -25,12 +25,56 @@ impl TestServer {
         cfg.database_url = Some(tdb.url.clone());
         cfg.tls = tls;
         cfg.verify = verify;
+        cfg.auth = false;
         let running = tapvault_server::start(cfg).await.expect("server starts");
         TestServer {
             running: Some(running),
             tdb: Some(tdb),
             dir,
         }
+    }
+
+    /// A server that requires tokens (Ed25519 keys in its data dir).
+    pub async fn start_auth(
+        trusted: Vec<tapvault_server::auth::TrustedNetwork>,
+        tenants: &[&str],
+    ) -> TestServer {
+        Self::start_auth_tls(trusted, tenants, false).await
+    }
+
+    pub async fn start_auth_tls(
+        trusted: Vec<tapvault_server::auth::TrustedNetwork>,
+        tenants: &[&str],
+        tls: bool,
+    ) -> TestServer {
+        let tdb = testdb::create().await;
+        for t in tenants {
+            tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
+                .await
+                .unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!("tapvault-test-{}", tdb.name));
+        let mut cfg = ServeConfig::new(dir.clone());
+        cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.database_url = Some(tdb.url.clone());
+        cfg.tls = tls;
+        cfg.trusted_networks = trusted;
+        let running = tapvault_server::start(cfg).await.expect("server starts");
+        TestServer {
+            running: Some(running),
+            tdb: Some(tdb),
+            dir,
+        }
+    }
+
+    pub async fn token(&self, tenant: &str, scopes: &str, ttl: u64) -> String {
+        let keys = tapvault_server::auth::Keys::ed25519_in(&self.dir).unwrap();
+        let scopes = tapvault_server::auth::Scope::parse_list(scopes).unwrap();
+        tapvault_server::auth::issue(&self.running().db, &keys, tenant, &scopes, ttl)
+            .await
+            .unwrap()
+            .0
     }
 
     pub fn running(&self) -> &Running {
