@@ -16,6 +16,7 @@ async fn serve_runs_and_reuses_a_private_cluster() {
         cfg.http_listen = "127.0.0.1:0".parse().unwrap();
         cfg.tls = false;
         cfg.verify = VerifyLevel::Full;
+        cfg.auth = false;
         cfg
     };
     let running = tapvault_server::start(mk())
