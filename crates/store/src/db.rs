@@ -110,8 +110,12 @@ pub mod testdb {
     }
 
     impl TestDb {
+        /// Drops the database. `Pool::close` waits for every checked-out
+        /// connection, so a test still holding one would hang here; the
+        /// bounded wait plus `WITH (FORCE)` ends those sessions instead.
         pub async fn drop_db(self) {
-            self.db.pool.close().await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), self.db.pool.close()).await;
             if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
                 let _ = admin
                     .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())

@@ -81,6 +81,7 @@ async fn rollback_leaves_tree_unchanged() {
     let mut reader = Tree::new(PgTree::reader(&mut conn, tenant, "ns", t.db.cache.clone()));
     assert_eq!(reader.root().await.unwrap(), r1);
     assert!(reader.get(&[2; 32]).await.unwrap().is_none());
+    drop(conn);
     t.drop_db().await;
 }
 
@@ -127,5 +128,6 @@ async fn concurrent_writers_of_one_tree_serialize() {
     let root = reader.root().await.unwrap();
     assert_eq!(root, mem.root());
     assert_eq!(root.sum, 100);
+    drop(conn);
     t.drop_db().await;
 }
