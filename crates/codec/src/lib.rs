@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod asset;
+pub mod backup;
 pub mod derived;
 pub mod error;
 pub mod file;
@@ -17,6 +18,7 @@ pub mod proof;
 pub mod tlv;
 
 pub use address::{Address, AddressNetwork};
+pub use backup::{AssetBackup, KeyDescriptorBackup, RehydrationHint, ScriptKeyBackup, WalletBackup};
 pub use asset::{Asset, AssetId, Genesis, PrevId, SplitCommitment, SplitRoot, Witness};
 pub use derived::{
     burn_key, proof_type, universe_leaf_info, universe_leaf_key, ProofType, UniverseLeafInfo,

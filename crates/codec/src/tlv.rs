@@ -241,6 +241,11 @@ impl<'a> Stream<'a> {
         self.records.iter().any(|(rt, _)| *rt == t)
     }
 
+    /// Every record in order, taken or not.
+    pub fn records(&self) -> impl Iterator<Item = (u64, &'a [u8])> + '_ {
+        self.records.iter().copied()
+    }
+
     pub fn types(&self) -> impl Iterator<Item = u64> + '_ {
         self.records.iter().map(|(t, _)| *t)
     }
