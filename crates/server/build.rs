@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .file_descriptor_set_path(out.join("tapvault_descriptor.bin"))
         .compile_protos(
-            &["../../proto/universerpc/universe.proto"],
+            &[
+                "../../proto/universerpc/universe.proto",
+                "../../proto/tapvault/v1/backup.proto",
+            ],
             &["../../proto"],
         )?;
     println!("cargo:rerun-if-changed=../../proto");

@@ -199,6 +199,40 @@ impl AssetBackup {
         }
     }
 
+    /// A RAW (v1) entry for the output a proof file ends at: the asset,
+    /// anchor outpoint, height and pkScript come from its last proof.
+    pub fn from_proof_file(
+        file: &crate::File,
+        script_key: Option<ScriptKeyBackup>,
+        anchor_internal_key: Option<KeyDescriptorBackup>,
+    ) -> Result<Self> {
+        let last = file
+            .last_proof()?
+            .ok_or_else(|| DecodeError::new(ErrorKind::Invalid("empty proof file".into())))?;
+        let anchor = OutPoint {
+            txid: last.anchor_tx.txid(),
+            vout: last.inclusion_proof.output_index,
+        };
+        let pk_script = last
+            .anchor_tx
+            .tx
+            .output
+            .get(anchor.vout as usize)
+            .map(|o| o.script_pubkey.to_bytes())
+            .ok_or_else(|| {
+                DecodeError::new(ErrorKind::Invalid(format!(
+                    "anchor output {} not in the anchor transaction",
+                    anchor.vout
+                )))
+            })?;
+        let mut e = AssetBackup::new(last.asset, anchor, last.block_height);
+        e.script_key = script_key;
+        e.anchor_internal_key = anchor_internal_key;
+        e.proof_file = Some(file.encode());
+        e.anchor_pk_script = Some(pk_script);
+        Ok(e)
+    }
+
     /// Decodes the per-asset TLV stream (without its length prefix).
     pub fn decode(b: &[u8]) -> Result<Self> {
         let mut s = Stream::parse(b, MAX_ASSET_TLV)?;

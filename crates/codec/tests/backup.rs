@@ -3,6 +3,8 @@
 //! refused with a precise error.
 
 mod common;
+#[path = "common/blobs.rs"]
+mod blobs;
 use common::*;
 use tapvault_codec::backup::*;
 use tapvault_codec::*;
@@ -21,78 +23,8 @@ fn file_chain() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// One entry per file prefix, as tapd exports one per unspent output.
-fn entries(version: u32) -> Vec<AssetBackup> {
-    let chain = file_chain();
-    (0..chain.len())
-        .map(|i| {
-            let mut file = File::new();
-            for raw in &chain[..=i] {
-                file.append_raw(raw.clone());
-            }
-            let last = Proof::decode(&chain[i]).unwrap();
-            let op = bitcoin::OutPoint {
-                txid: last.anchor_tx.txid(),
-                vout: last.inclusion_proof.output_index,
-            };
-            let mut e = AssetBackup::new(last.asset.clone(), op, last.block_height);
-            e.script_key = Some(ScriptKeyBackup {
-                pub_key: last.asset.script_key,
-                family: 212,
-                index: i as u32,
-                raw_pub_key: Some(last.inclusion_proof.internal_key),
-                tweak: (i == 1).then(|| vec![0xab; 32]),
-                unknown: Default::default(),
-            });
-            e.anchor_internal_key = Some(KeyDescriptorBackup {
-                pub_key: last.inclusion_proof.internal_key,
-                family: 212,
-                index: 100 + i as u32,
-                unknown: Default::default(),
-            });
-            let pk_script = last.anchor_tx.tx.output[op.vout as usize]
-                .script_pubkey
-                .to_bytes();
-            match version {
-                VERSION_RAW => {
-                    e.proof_file = Some(file.encode());
-                    e.anchor_pk_script = Some(pk_script);
-                }
-                VERSION_COMPACT => {
-                    let mut stripped = File::new();
-                    let mut hints = Vec::new();
-                    for raw in &chain[..=i] {
-                        stripped.append_raw(strip_proof(raw).unwrap());
-                        let p = Proof::decode(raw).unwrap();
-                        hints.push(RehydrationHint {
-                            anchor_txid: p.anchor_tx.txid(),
-                            block_height: p.block_height,
-                        });
-                    }
-                    e.anchor_pk_script = Some(pk_script);
-                    e.stripped_proof_file = Some(stripped.encode());
-                    e.rehydration_hints = Some(hints);
-                }
-                _ => {}
-            }
-            e
-        })
-        .collect()
-}
-
-pub fn blob(version: u32) -> WalletBackup {
-    WalletBackup {
-        version,
-        federation_urls: if version == VERSION_OPTIMISTIC {
-            vec![
-                "universe.example.com:10029".into(),
-                "tapvault.lan:10029".into(),
-            ]
-        } else {
-            vec![]
-        },
-        assets: entries(version),
-    }
+fn blob(version: u32) -> WalletBackup {
+    blobs::tapbak_from_chain(&file_chain(), version)
 }
 
 #[test]

@@ -19,6 +19,17 @@ pub enum VerifyLevel {
     DecodeOnly,
 }
 
+impl VerifyLevel {
+    /// The verifier's options, or `None` when nothing is verified.
+    pub fn options(self) -> Option<Options> {
+        match self {
+            VerifyLevel::Full => Some(Options { header: true }),
+            VerifyLevel::NoHeader => Some(Options { header: false }),
+            VerifyLevel::DecodeOnly => None,
+        }
+    }
+}
+
 impl std::str::FromStr for VerifyLevel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -55,10 +66,7 @@ pub fn prepare(raw: &[u8], level: VerifyLevel) -> Result<(RawProof, NewLeaf), St
     }
     let rp = RawProof::decode(raw)
         .map_err(|e| Status::invalid_argument(format!("invalid proof: {e}")))?;
-    if level != VerifyLevel::DecodeOnly {
-        let opts = Options {
-            header: level == VerifyLevel::Full,
-        };
+    if let Some(opts) = level.options() {
         verify_proof(&rp.proof, opts).into_result().map_err(|e| {
             Status::invalid_argument(format!(
                 "proof failed verification ({}): {e}",

@@ -5,6 +5,8 @@
 //! over gRPC (TLS by default), plus an HTTP port with health and metrics.
 
 pub mod auth;
+pub mod backup_svc;
+pub mod client;
 pub mod ingest;
 pub mod ingestor;
 pub mod keys;
@@ -20,6 +22,9 @@ pub mod proto {
     }
     pub mod universerpc {
         tonic::include_proto!("universerpc");
+    }
+    pub mod tapvault_v1 {
+        tonic::include_proto!("tapvault.v1");
     }
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("tapvault_descriptor");
@@ -252,13 +257,24 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     let universe = proto::universerpc::universe_server::UniverseServer::new(svc)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let backup = proto::tapvault_v1::backup_server::BackupServer::new(backup_svc::BackupService {
+        db: db.clone(),
+        verify: cfg.verify,
+        metrics: metrics.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    health_reporter
+        .set_serving::<proto::tapvault_v1::backup_server::BackupServer<backup_svc::BackupService>>()
+        .await;
     let router = builder
         .layer(auth::AuthLayer {
             auth: authenticator.clone(),
         })
         .add_service(health_svc)
         .add_service(reflection)
-        .add_service(universe);
+        .add_service(universe)
+        .add_service(backup);
     // TCP_NODELAY: without it small gRPC replies wait out delayed ACKs (~40 ms).
     let incoming = tonic::transport::server::TcpIncoming::from_listener(grpc_listener, true, None)
         .map_err(|e| anyhow::anyhow!("gRPC listener: {e}"))?;

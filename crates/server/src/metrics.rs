@@ -54,6 +54,8 @@ pub struct Metrics {
     inserts_version: AtomicU64,
     inserts_duplicate: AtomicU64,
     rejected: AtomicU64,
+    backups_new: AtomicU64,
+    backups_duplicate: AtomicU64,
     insert_latency: Histogram,
     query_latency: Histogram,
 }
@@ -67,6 +69,14 @@ impl Metrics {
         }
         .fetch_add(1, Ordering::Relaxed);
         self.insert_latency.observe(d);
+    }
+    pub fn record_backup(&self, duplicate: bool) {
+        if duplicate {
+            &self.backups_duplicate
+        } else {
+            &self.backups_new
+        }
+        .fetch_add(1, Ordering::Relaxed);
     }
     pub fn inc_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -94,6 +104,17 @@ impl Metrics {
             "tapvault_proofs_rejected_total {}",
             self.rejected.load(Ordering::Relaxed)
         );
+        let _ = writeln!(s, "# TYPE tapvault_wallet_backups_pushed_total counter");
+        for (k, v) in [
+            ("new", &self.backups_new),
+            ("duplicate", &self.backups_duplicate),
+        ] {
+            let _ = writeln!(
+                s,
+                "tapvault_wallet_backups_pushed_total{{outcome=\"{k}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         self.insert_latency
             .render("tapvault_insert_proof_seconds", &mut s);
         self.query_latency

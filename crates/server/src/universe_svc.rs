@@ -42,7 +42,7 @@ fn node_pb(n: &Node) -> pb::MerkleSumNode {
     }
 }
 
-fn page(offset: i32, limit: i32) -> Result<(i64, i64), Status> {
+pub(crate) fn page(offset: i32, limit: i32) -> Result<(i64, i64), Status> {
     if offset < 0 {
         return Err(Status::invalid_argument(format!(
             "offset must be >= 0, got {offset}"

@@ -1,6 +1,7 @@
 //! tapvault's PostgreSQL storage (sqlx). Everything a tenant owns is keyed
 //! by its tenant id; every query filters by it.
 
+pub mod backup;
 pub mod db;
 pub mod tree;
 pub mod universe;

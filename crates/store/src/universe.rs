@@ -115,6 +115,19 @@ pub async fn insert_leaves(
     leaves: &[NewLeaf],
 ) -> Result<Vec<InsertResult>, StoreError> {
     let mut tx = db.pool.begin().await?;
+    let out = insert_leaves_tx(&mut tx, db, tenant, leaves).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`insert_leaves`] inside a caller's transaction, so other rows (a backup
+/// blob, say) commit or roll back together with the leaves.
+pub async fn insert_leaves_tx(
+    tx: &mut Transaction<'static, Postgres>,
+    db: &Db,
+    tenant: i64,
+    leaves: &[NewLeaf],
+) -> Result<Vec<InsertResult>, StoreError> {
     // Lock order: every universe's issuance then transfer tree, universes in
     // byte order, and the multiverse trees last. Every writer follows it, so
     // writers never deadlock, even with many leaves in one transaction.
@@ -123,13 +136,13 @@ pub async fn insert_leaves(
     uids.dedup();
     for uid in &uids {
         lock_tree(
-            &mut tx,
+            tx,
             tenant,
             &universe_namespace(uid, ProofType::Issuance),
         )
         .await?;
         lock_tree(
-            &mut tx,
+            tx,
             tenant,
             &universe_namespace(uid, ProofType::Transfer),
         )
@@ -138,10 +151,9 @@ pub async fn insert_leaves(
     let mut out = Vec::with_capacity(leaves.len());
     let mut pending: Vec<TreeWork> = Vec::new();
     for leaf in leaves {
-        out.push(insert_one(&mut tx, tenant, leaf, &mut pending).await?);
+        out.push(insert_one(tx, tenant, leaf, &mut pending).await?);
     }
-    apply_tree_work(&mut tx, db, tenant, pending).await?;
-    tx.commit().await?;
+    apply_tree_work(tx, db, tenant, pending).await?;
     Ok(out)
 }
 

@@ -120,3 +120,66 @@ pub fn add_scalar(p: &PublicKey, s: &[u8; 32]) -> Option<PublicKey> {
     p.add_exp_tweak(secp(), &Scalar::from_be_bytes(*s).ok()?)
         .ok()
 }
+
+/// The root of a tapscript tree built from `leaves` (version, script) the way
+/// tapd builds one from a full leaf list (btcd's `AssembleTaprootScriptTree`):
+/// adjacent leaves pair into branches, an odd last leaf joins the last
+/// branch, then branches combine first-two-to-the-back until one is left.
+pub fn assemble_tapscript_root(leaves: &[(u8, &[u8])]) -> Option<[u8; 32]> {
+    let hashes: Vec<[u8; 32]> = leaves.iter().map(|(v, s)| tap_leaf(*v, s)).collect();
+    match hashes.len() {
+        0 => return None,
+        1 => return Some(hashes[0]),
+        _ => {}
+    }
+    let mut branches: std::collections::VecDeque<[u8; 32]> = Default::default();
+    let mut i = 0;
+    while i < hashes.len() {
+        if i == hashes.len() - 1 {
+            let last = branches.pop_back()?;
+            branches.push_back(tap_branch(&last, &hashes[i]));
+        } else {
+            branches.push_back(tap_branch(&hashes[i], &hashes[i + 1]));
+        }
+        i += 2;
+    }
+    while branches.len() > 1 {
+        let l = branches.pop_front()?;
+        let r = branches.pop_front()?;
+        branches.push_back(tap_branch(&l, &r));
+    }
+    branches.pop_front()
+}
+
+#[cfg(test)]
+mod assemble_tests {
+    use super::*;
+
+    #[test]
+    fn shapes_match_the_pairing_rule() {
+        let s: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x51, i]).collect();
+        let l: Vec<[u8; 32]> = s.iter().map(|x| tap_leaf(0xc0, x)).collect();
+        let leaves: Vec<(u8, &[u8])> = s.iter().map(|x| (0xc0, x.as_slice())).collect();
+        assert_eq!(assemble_tapscript_root(&leaves[..1]), Some(l[0]));
+        assert_eq!(
+            assemble_tapscript_root(&leaves[..2]),
+            Some(tap_branch(&l[0], &l[1]))
+        );
+        // Odd count: the last leaf joins the last pair.
+        assert_eq!(
+            assemble_tapscript_root(&leaves[..3]),
+            Some(tap_branch(&tap_branch(&l[0], &l[1]), &l[2]))
+        );
+        let b01 = tap_branch(&l[0], &l[1]);
+        let b23 = tap_branch(&l[2], &l[3]);
+        assert_eq!(
+            assemble_tapscript_root(&leaves[..4]),
+            Some(tap_branch(&b01, &b23))
+        );
+        assert_eq!(
+            assemble_tapscript_root(&leaves),
+            Some(tap_branch(&b01, &tap_branch(&b23, &l[4])))
+        );
+        assert_eq!(assemble_tapscript_root(&[]), None);
+    }
+}

@@ -92,6 +92,22 @@ impl TestServer {
             .max_encoding_message_size(300 << 20)
     }
 
+    /// Backup and universe clients, with a token when given.
+    pub fn clients(
+        &self,
+        token: Option<&str>,
+    ) -> (
+        tapvault_server::client::BackupClient,
+        tapvault_server::client::UniverseClient,
+    ) {
+        let ch = tapvault_server::client::channel(
+            &self.running().grpc_addr.to_string(),
+            &tapvault_server::client::Trust::Plaintext,
+        )
+        .unwrap();
+        tapvault_server::client::clients(ch, token).unwrap()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.running().db.pool)
@@ -134,6 +150,13 @@ pub fn regtest() -> Vec<(String, Vec<u8>)> {
                 hex::decode(c["expected"].as_str().unwrap()).unwrap(),
             )
         })
+        .collect()
+}
+
+/// The regtest "proof file index 0/1/2" proofs: one chain, genesis first.
+pub fn file_chain() -> Vec<Vec<u8>> {
+    (0..3)
+        .map(|i| find(&format!("valid regtest proof file index {i}")))
         .collect()
 }
 

@@ -1,0 +1,760 @@
+//! The `tapvault.v1.Backup` service: what tapd never pushes (wallet backup
+//! blobs, addresses, tapscript trees, whole proof files) and the lookups
+//! recovery needs. Every push is validated completely before anything is
+//! written, and written in one transaction.
+
+use crate::ingest::{new_leaf, VerifyLevel};
+use crate::proto::tapvault_v1::{self as pb, backup_server::Backup};
+use crate::universe_svc::{page, store_err};
+use crate::Tenant;
+use bitcoin::OutPoint;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tapvault_codec::backup::{is_tapbak, WalletBackup};
+use tapvault_codec::primitives::sha256;
+use tapvault_codec::{Address, AddressNetwork, File, RawProof};
+use tapvault_store::backup as sb;
+use tapvault_store::universe::{InsertOutcome, InsertResult, NewLeaf};
+use tapvault_store::Db;
+use tonic::{Request, Response, Status};
+
+/// The largest backup blob accepted (tapd caps one asset entry at 100 MB).
+pub const MAX_BACKUP_BYTES: usize = 190 * 1024 * 1024;
+pub const MAX_ADDRESSES_PER_CALL: usize = 10_000;
+pub const MAX_TAPSCRIPT_LEAVES: usize = 10_000;
+
+pub struct BackupService {
+    pub db: Db,
+    pub verify: VerifyLevel,
+    pub metrics: Arc<crate::Metrics>,
+}
+
+fn tenant<T>(req: &Request<T>) -> Result<i64, Status> {
+    req.extensions()
+        .get::<Tenant>()
+        .map(|t| t.0)
+        .ok_or_else(|| Status::unauthenticated("missing credentials"))
+}
+
+/// A key given as 33-byte compressed or 32-byte x-only: its x coordinate.
+pub fn key_x(b: &[u8], what: &str) -> Result<[u8; 32], Status> {
+    match b.len() {
+        33 => {
+            tapvault_codec::PubKey::from_slice(b)
+                .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+            let mut x = [0u8; 32];
+            x.copy_from_slice(&b[1..]);
+            Ok(x)
+        }
+        32 => Ok(b.try_into().unwrap_or([0; 32])),
+        n => Err(Status::invalid_argument(format!(
+            "{what} must be 33 (compressed) or 32 (x-only) bytes, got {n}"
+        ))),
+    }
+}
+
+pub fn outpoint_of(o: Option<&pb::OutPoint>, what: &str) -> Result<OutPoint, Status> {
+    let o = o.ok_or_else(|| Status::invalid_argument(format!("{what} is required")))?;
+    let txid = o
+        .txid
+        .parse::<bitcoin::Txid>()
+        .map_err(|e| Status::invalid_argument(format!("{what}.txid {:?}: {e}", o.txid)))?;
+    Ok(OutPoint {
+        txid,
+        vout: o.vout,
+    })
+}
+
+pub fn outpoint_pb(o: &OutPoint) -> pb::OutPoint {
+    pb::OutPoint {
+        txid: o.txid.to_string(),
+        vout: o.vout,
+    }
+}
+
+fn network_name(n: AddressNetwork) -> &'static str {
+    match n {
+        AddressNetwork::Mainnet => "mainnet",
+        AddressNetwork::Testnet => "testnet",
+        AddressNetwork::Regtest => "regtest",
+        AddressNetwork::Simnet => "simnet",
+    }
+}
+
+fn counts(results: &[InsertResult]) -> (u32, u32) {
+    let new = results
+        .iter()
+        .filter(|r| r.outcome != InsertOutcome::Duplicate)
+        .count() as u32;
+    (new, results.len() as u32 - new)
+}
+
+/// Decodes and verifies a proof file; the leaves to file, genesis first.
+fn file_leaves(
+    bytes: &[u8],
+    level: VerifyLevel,
+    what: &str,
+) -> Result<(File, Vec<RawProof>, Vec<NewLeaf>), Status> {
+    let f = File::decode(bytes)
+        .map_err(|e| Status::invalid_argument(format!("{what}: invalid proof file: {e}")))?;
+    if f.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{what}: the proof file holds no proofs"
+        )));
+    }
+    let proofs = f
+        .decode_proofs()
+        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+    if let Some(opts) = level.options() {
+        tapvault_verify::verify_chain(&proofs, opts).map_err(|e| {
+            Status::invalid_argument(format!(
+                "{what}: proof file failed verification ({}): {e}",
+                e.check().title()
+            ))
+        })?;
+    }
+    let leaves = proofs.iter().map(new_leaf).collect();
+    Ok((f, proofs, leaves))
+}
+
+pub fn backup_info_pb(b: &sb::BackupInfo) -> pb::WalletBackupInfo {
+    pb::WalletBackupInfo {
+        id: b.id,
+        kind: b.kind.clone(),
+        version: b.version.unwrap_or(0),
+        sha256: b.sha256.to_vec(),
+        size: b.size,
+        num_assets: b.asset_count,
+        source: b.source.clone(),
+        received_at: b.received_at,
+    }
+}
+
+/// Validates a TAPBAK blob completely; the rows to store.
+pub fn prepare_tapbak(
+    raw: &[u8],
+    level: VerifyLevel,
+) -> Result<(WalletBackup, sb::NewBackup), Status> {
+        let wb = WalletBackup::decode(raw)
+            .map_err(|e| Status::invalid_argument(format!("invalid wallet backup: {e}")))?;
+        let mut entries = Vec::with_capacity(wb.assets.len());
+        let mut leaves: Vec<NewLeaf> = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, a) in wb.assets.iter().enumerate() {
+            let what = format!("backup asset {i}");
+            let proofs = if let Some(fb) = &a.proof_file {
+                let (_, rps, ls) = file_leaves(fb, level, &what)?;
+                // The file must end at the output the entry describes.
+                let last = &rps[rps.len() - 1].proof;
+                let at = OutPoint {
+                    txid: last.anchor_tx.txid(),
+                    vout: last.inclusion_proof.output_index,
+                };
+                if at != a.anchor_outpoint || last.asset.script_key != a.asset.script_key {
+                    return Err(Status::invalid_argument(format!(
+                        "{what}: its proof file ends at {at} (script key {}), not at the entry's output {} (script key {})",
+                        last.asset.script_key, a.anchor_outpoint, a.asset.script_key
+                    )));
+                }
+                for l in ls {
+                    if seen.insert(sha256(&[&l.raw])) {
+                        leaves.push(l);
+                    }
+                }
+                "full"
+            } else if let Some(sb) = &a.stripped_proof_file {
+                // Stripped proofs lack the chain data needed to verify or
+                // file them; keep them in the blob, check the framing.
+                File::decode(sb).map_err(|e| {
+                    Status::invalid_argument(format!("{what}: invalid stripped proof file: {e}"))
+                })?;
+                "stripped"
+            } else {
+                "none"
+            };
+            let sk = a.script_key.as_ref();
+            let ik = a.anchor_internal_key.as_ref();
+            entries.push(sb::EntryRow {
+                asset_id: a.asset.id(),
+                group_key: a.asset.group_key.map(|g| g.0),
+                amount: a.asset.amount,
+                script_key: a.asset.script_key.0,
+                anchor: a.anchor_outpoint,
+                anchor_height: a.anchor_block_height,
+                script_key_family: sk.map(|k| k.family),
+                script_key_index: sk.map(|k| k.index),
+                script_raw_key: sk.and_then(|k| k.raw_pub_key).map(|k| k.0),
+                script_key_tweak: sk.and_then(|k| k.tweak.clone()),
+                internal_key: ik.map(|k| k.pub_key.0),
+                internal_key_family: ik.map(|k| k.family),
+                internal_key_index: ik.map(|k| k.index),
+                proofs,
+            });
+        }
+        let nb = sb::NewBackup {
+            kind: "tapbak",
+            version: Some(wb.version),
+            sha256: sha256(&[raw]),
+            raw: raw.to_vec(),
+            source: String::new(),
+            entries,
+            leaves,
+        };
+        Ok((wb, nb))
+}
+
+#[tonic::async_trait]
+impl Backup for BackupService {
+    async fn push_wallet_backup(
+        &self,
+        req: Request<pb::PushWalletBackupRequest>,
+    ) -> Result<Response<pb::PushWalletBackupResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        if r.backup.is_empty() {
+            return Err(Status::invalid_argument("backup is empty"));
+        }
+        if r.backup.len() > MAX_BACKUP_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "backup is {} bytes, over the {MAX_BACKUP_BYTES} byte cap",
+                r.backup.len()
+            )));
+        }
+        if r.source.len() > 256 {
+            return Err(Status::invalid_argument("source is over 256 bytes"));
+        }
+        let (version, num_assets, mut nb) = if r.opaque {
+            let nb = sb::NewBackup {
+                kind: "opaque",
+                version: None,
+                sha256: sha256(&[&r.backup]),
+                raw: r.backup,
+                source: String::new(),
+                entries: Vec::new(),
+                leaves: Vec::new(),
+            };
+            (0, 0, nb)
+        } else {
+            if !is_tapbak(&r.backup) {
+                return Err(Status::invalid_argument(
+                    "not a TAPBAK wallet backup (bad magic); set opaque = true to store an encrypted backup file as-is",
+                ));
+            }
+            // Decoding and verifying a large blob is CPU work: keep it off
+            // the async workers.
+            let level = self.verify;
+            let (wb, nb) = tokio::task::spawn_blocking(move || prepare_tapbak(&r.backup, level))
+                .await
+            .map_err(|e| Status::internal(format!("verification task: {e}")))??;
+            (wb.version, wb.assets.len() as u32, nb)
+        };
+        nb.source = r.source;
+        let stored = sb::insert_backup(&self.db, t, &nb)
+            .await
+            .map_err(store_err)?;
+        let (num_proofs_new, num_proofs_known) = counts(&stored.leaves);
+        self.metrics.record_backup(stored.duplicate);
+        Ok(Response::new(pb::PushWalletBackupResponse {
+            backup_id: stored.id,
+            duplicate: stored.duplicate,
+            version,
+            num_assets,
+            num_proofs_new,
+            num_proofs_known,
+            sha256: nb.sha256.to_vec(),
+        }))
+    }
+
+    async fn push_addresses(
+        &self,
+        req: Request<pb::PushAddressesRequest>,
+    ) -> Result<Response<pb::PushAddressesResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        if r.addresses.is_empty() {
+            return Err(Status::invalid_argument("no addresses given"));
+        }
+        if r.addresses.len() > MAX_ADDRESSES_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "{} addresses in one call, over the limit of {MAX_ADDRESSES_PER_CALL}",
+                r.addresses.len()
+            )));
+        }
+        let want = match r.network.as_str() {
+            "" => None,
+            "mainnet" => Some(AddressNetwork::Mainnet),
+            "testnet" | "signet" | "testnet4" => Some(AddressNetwork::Testnet),
+            "regtest" => Some(AddressNetwork::Regtest),
+            "simnet" => Some(AddressNetwork::Simnet),
+            o => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown network {o:?} (mainnet, testnet, regtest, simnet)"
+                )))
+            }
+        };
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT network FROM addresses WHERE tenant_id = $1 LIMIT 1")
+                .bind(t)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| store_err(e.into()))?;
+        drop(conn);
+        let mut rows = Vec::with_capacity(r.addresses.len());
+        for (i, s) in r.addresses.iter().enumerate() {
+            let s = s.trim();
+            let a = Address::decode(s)
+                .map_err(|e| Status::invalid_argument(format!("address {i}: {e}")))?;
+            let net = network_name(a.network);
+            if let Some(w) = want {
+                if a.network != w {
+                    return Err(Status::invalid_argument(format!(
+                        "address {i} is a {net} address, not {}",
+                        network_name(w)
+                    )));
+                }
+            }
+            if let Some(h) = &held {
+                if h != net {
+                    return Err(Status::invalid_argument(format!(
+                        "address {i} is a {net} address but this tenant's addresses are {h}"
+                    )));
+                }
+            }
+            if let Some(first) = rows.first().map(|r: &sb::AddressRow| r.network.clone()) {
+                if first != net {
+                    return Err(Status::invalid_argument(format!(
+                        "address {i} is a {net} address, address 0 is {first}: one network per call"
+                    )));
+                }
+            }
+            rows.push(sb::AddressRow {
+                // The canonical (lower-case) form is the identity.
+                encoded: a
+                    .encode()
+                    .map_err(|e| Status::invalid_argument(format!("address {i}: {e}")))?,
+                network: net.to_string(),
+                version: a.version,
+                asset_version: a.asset_version,
+                asset_id: a.asset_id,
+                group_key: a.group_key.map(|g| g.0),
+                script_key: a.script_key.0,
+                internal_key: a.internal_key.0,
+                tapscript_sibling: a.tapscript_sibling.as_ref().map(|s| s.encode()),
+                amount: a.amount,
+                proof_courier_addr: a.proof_courier_addr.clone(),
+            });
+        }
+        let news = sb::insert_addresses(&self.db, t, &rows)
+            .await
+            .map_err(store_err)?;
+        let num_new = news.iter().filter(|n| **n).count() as u32;
+        Ok(Response::new(pb::PushAddressesResponse {
+            num_new,
+            num_known: news.len() as u32 - num_new,
+        }))
+    }
+
+    async fn push_tapscript(
+        &self,
+        req: Request<pb::PushTapscriptRequest>,
+    ) -> Result<Response<pb::PushTapscriptResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let kx = key_x(&r.key, "key")?;
+        if r.leaves.is_empty() {
+            return Err(Status::invalid_argument("a tapscript tree needs at least one leaf"));
+        }
+        if r.leaves.len() > MAX_TAPSCRIPT_LEAVES {
+            return Err(Status::invalid_argument(format!(
+                "{} leaves, over the limit of {MAX_TAPSCRIPT_LEAVES}",
+                r.leaves.len()
+            )));
+        }
+        let mut leaves: Vec<(u8, &[u8])> = Vec::with_capacity(r.leaves.len());
+        let mut enc = Vec::new();
+        for (i, l) in r.leaves.iter().enumerate() {
+            let v = u8::try_from(l.leaf_version)
+                .ok()
+                .filter(|v| v & 1 == 0)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "leaf {i}: leaf version {:#x} is not a valid tapscript leaf version (even, < 0x100)",
+                        l.leaf_version
+                    ))
+                })?;
+            leaves.push((v, &l.script));
+            enc.push(v);
+            tapvault_codec::tlv::write_var_bytes(&mut enc, &l.script);
+        }
+        let root = tapvault_verify::taproot::assemble_tapscript_root(&leaves)
+            .ok_or_else(|| Status::invalid_argument("empty tree"))?;
+        let claimed: [u8; 32] = r.root_hash.as_slice().try_into().map_err(|_| {
+            Status::invalid_argument(format!(
+                "root_hash must be 32 bytes, got {}",
+                r.root_hash.len()
+            ))
+        })?;
+        if root != claimed {
+            return Err(Status::invalid_argument(format!(
+                "the leaves hash to root {}, not the claimed root {}",
+                hex::encode(root),
+                hex::encode(claimed)
+            )));
+        }
+        let raw_key = if r.raw_key.is_empty() {
+            None
+        } else {
+            let rk = tapvault_codec::PubKey::from_slice(&r.raw_key)
+                .ok()
+                .and_then(|k| k.to_secp().map(|s| (k, s)))
+                .ok_or_else(|| Status::invalid_argument("raw_key is not a valid 33-byte key"))?;
+            let out = tapvault_verify::taproot::taproot_output_key(&rk.1, Some(&root))
+                .ok_or_else(|| Status::invalid_argument("raw_key cannot be tweaked"))?;
+            if tapvault_verify::taproot::x_only(&out) != kx {
+                return Err(Status::invalid_argument(format!(
+                    "raw_key tweaked with root {} gives {}, not key {}",
+                    hex::encode(root),
+                    hex::encode(tapvault_verify::taproot::x_only(&out)),
+                    hex::encode(kx)
+                )));
+            }
+            Some(rk.0 .0)
+        };
+        if r.label.len() > 256 {
+            return Err(Status::invalid_argument("label is over 256 bytes"));
+        }
+        let row = sb::TapscriptRow {
+            key_x: kx,
+            raw_key,
+            root_hash: root,
+            leaves: enc,
+            label: r.label,
+        };
+        let new = sb::insert_tapscript(&self.db, t, &row)
+            .await
+            .map_err(store_err)?;
+        Ok(Response::new(pb::PushTapscriptResponse {
+            new,
+            root_hash: root.to_vec(),
+        }))
+    }
+
+    async fn push_proof_file(
+        &self,
+        req: Request<pb::PushProofFileRequest>,
+    ) -> Result<Response<pb::PushProofFileResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        if r.proof_file.is_empty() {
+            return Err(Status::invalid_argument("proof_file is empty"));
+        }
+        let level = self.verify;
+        let (_, _, leaves) = tokio::task::spawn_blocking(move || {
+            file_leaves(&r.proof_file, level, "proof_file")
+        })
+        .await
+        .map_err(|e| Status::internal(format!("verification task: {e}")))??;
+        let results = tapvault_store::universe::insert_leaves(&self.db, t, &leaves)
+            .await
+            .map_err(store_err)?;
+        let (num_new, num_known) = counts(&results);
+        Ok(Response::new(pb::PushProofFileResponse {
+            num_proofs: leaves.len() as u32,
+            num_new,
+            num_known,
+            complete: results.last().map(|r| r.complete).unwrap_or(false),
+        }))
+    }
+
+    async fn list_leaves(
+        &self,
+        req: Request<pb::ListLeavesRequest>,
+    ) -> Result<Response<pb::ListLeavesResponse>, Status> {
+        use pb::list_leaves_request::Selector;
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let f = match &r.selector {
+            Some(Selector::ScriptKey(k)) => sb::LeafFilter::ScriptKey(key_x(k, "script_key")?),
+            Some(Selector::Outpoint(o)) => sb::LeafFilter::Outpoint(outpoint_of(Some(o), "outpoint")?),
+            Some(Selector::Txid(s)) => sb::LeafFilter::Txid(
+                s.parse()
+                    .map_err(|e| Status::invalid_argument(format!("txid {s:?}: {e}")))?,
+            ),
+            Some(Selector::AssetId(id)) => sb::LeafFilter::AssetId(id.as_slice().try_into().map_err(
+                |_| Status::invalid_argument(format!("asset_id must be 32 bytes, got {}", id.len())),
+            )?),
+            Some(Selector::GroupKey(k)) => sb::LeafFilter::GroupKey(key_x(k, "group_key")?),
+            Some(Selector::All(true)) => sb::LeafFilter::All,
+            Some(Selector::All(false)) | None => {
+                return Err(Status::invalid_argument(
+                    "choose leaves by script_key, outpoint, txid, asset_id, group_key or all",
+                ))
+            }
+        };
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut rows = sb::list_leaves(&mut conn, t, &f, r.include_proofs, offset, limit + 1)
+            .await
+            .map_err(store_err)?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let leaves = rows
+            .into_iter()
+            .map(|l| pb::Leaf {
+                proof_type: l.proof_type.as_str().to_string(),
+                universe_id: l.universe_id.to_vec(),
+                leaf_key: l.leaf_key.to_vec(),
+                version: l.version,
+                is_newest_version: l.is_head,
+                in_universe: l.is_head && l.complete,
+                asset_id: l.asset_id.to_vec(),
+                group_key: l.group_key.map(|g| g.to_vec()).unwrap_or_default(),
+                anchor: Some(outpoint_pb(&l.anchor)),
+                script_key: l.script_key.to_vec(),
+                amount: l.amount,
+                block_height: l.block_height,
+                asset_name: l.asset_name,
+                inserted_at: l.inserted_at,
+                proof: l.raw.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListLeavesResponse { leaves, has_more }))
+    }
+
+    async fn get_proof_file(
+        &self,
+        req: Request<pb::GetProofFileRequest>,
+    ) -> Result<Response<pb::GetProofFileResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let op = outpoint_of(r.outpoint.as_ref(), "outpoint")?;
+        let kx = key_x(&r.script_key, "script_key")?;
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        // The chain starts from the stored proof's own (compressed) key.
+        let Some(tip) = sb::proof_at(&mut conn, t, &op, &kx).await.map_err(store_err)? else {
+            return Err(Status::not_found(format!(
+                "no proof stored for output {op} with script key {}",
+                hex::encode(kx)
+            )));
+        };
+        let sk = tapvault_codec::Proof::decode(&tip)
+            .map_err(|e| Status::internal(format!("stored proof does not decode: {e}")))?
+            .asset
+            .script_key
+            .0;
+        let chain = sb::proof_chain(&mut conn, t, op, sk)
+            .await
+            .map_err(store_err)?;
+        if let Some((mop, msk, by)) = chain.missing {
+            return Ok(Response::new(pb::GetProofFileResponse {
+                proof_file: Vec::new(),
+                complete: false,
+                num_proofs: chain.proofs.len() as u32,
+                missing: vec![pb::MissingProof {
+                    outpoint: Some(outpoint_pb(&mop)),
+                    script_key: msk.to_vec(),
+                    needed_by: by.map(|t| t.to_string()).unwrap_or_default(),
+                }],
+            }));
+        }
+        let mut f = File::new();
+        for p in chain.proofs {
+            f.append_raw(p);
+        }
+        Ok(Response::new(pb::GetProofFileResponse {
+            num_proofs: f.len() as u32,
+            proof_file: f.encode(),
+            complete: true,
+            missing: Vec::new(),
+        }))
+    }
+
+    async fn list_wallet_backups(
+        &self,
+        req: Request<pb::ListWalletBackupsRequest>,
+    ) -> Result<Response<pb::ListWalletBackupsResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let rows = sb::list_backups(&mut conn, t, None, offset, limit)
+            .await
+            .map_err(store_err)?;
+        Ok(Response::new(pb::ListWalletBackupsResponse {
+            backups: rows.iter().map(backup_info_pb).collect(),
+        }))
+    }
+
+    async fn get_wallet_backup(
+        &self,
+        req: Request<pb::GetWalletBackupRequest>,
+    ) -> Result<Response<pb::GetWalletBackupResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let kind = if r.opaque { "opaque" } else { "tapbak" };
+        let id = (r.id != 0).then_some(r.id);
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let Some((info, raw)) = sb::get_backup(&mut conn, t, id, kind)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(Status::not_found(match id {
+                Some(i) => format!("no wallet backup with id {i}"),
+                None => format!("no {kind} wallet backup stored yet"),
+            }));
+        };
+        Ok(Response::new(pb::GetWalletBackupResponse {
+            info: Some(backup_info_pb(&info)),
+            backup: raw,
+        }))
+    }
+
+    async fn list_addresses(
+        &self,
+        req: Request<pb::ListAddressesRequest>,
+    ) -> Result<Response<pb::ListAddressesResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let k = if r.key.is_empty() {
+            None
+        } else {
+            Some(key_x(&r.key, "key")?)
+        };
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut rows = sb::list_addresses(&mut conn, t, k.as_ref(), offset, limit + 1)
+            .await
+            .map_err(store_err)?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Response::new(pb::ListAddressesResponse {
+            addresses: rows
+                .into_iter()
+                .map(|a| pb::AddressRecord {
+                    encoded: a.encoded,
+                    network: a.network,
+                    version: a.version as u32,
+                    asset_version: a.asset_version as u32,
+                    asset_id: a.asset_id.map(|v| v.to_vec()).unwrap_or_default(),
+                    group_key: a.group_key.map(|v| v.to_vec()).unwrap_or_default(),
+                    script_key: a.script_key.to_vec(),
+                    internal_key: a.internal_key.to_vec(),
+                    tapscript_sibling: a.tapscript_sibling.unwrap_or_default(),
+                    amount: a.amount,
+                    proof_courier_addr: a.proof_courier_addr,
+                })
+                .collect(),
+            has_more,
+        }))
+    }
+
+    async fn list_tapscripts(
+        &self,
+        req: Request<pb::ListTapscriptsRequest>,
+    ) -> Result<Response<pb::ListTapscriptsResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let k = if r.key.is_empty() {
+            None
+        } else {
+            Some(key_x(&r.key, "key")?)
+        };
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut rows = sb::list_tapscripts(&mut conn, t, k.as_ref(), offset, limit + 1)
+            .await
+            .map_err(store_err)?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(pb::TapscriptRecord {
+                key_x: row.key_x.to_vec(),
+                raw_key: row.raw_key.map(|k| k.to_vec()).unwrap_or_default(),
+                root_hash: row.root_hash.to_vec(),
+                leaves: decode_leaves(&row.leaves)
+                    .map_err(|e| Status::internal(format!("stored tapscript leaves: {e}")))?,
+                label: row.label,
+            });
+        }
+        Ok(Response::new(pb::ListTapscriptsResponse {
+            tapscripts: out,
+            has_more,
+        }))
+    }
+
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let t = tenant(&req)?;
+        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+            .bind(t)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| store_err(e.into()))?;
+        let h = sb::holdings(&mut conn, t).await.map_err(store_err)?;
+        let newest = sb::get_backup(&mut conn, t, None, "tapbak")
+            .await
+            .map_err(store_err)?;
+        let opaque = sb::get_backup(&mut conn, t, None, "opaque")
+            .await
+            .map_err(store_err)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let (mut covered, mut uncovered) = (0u32, Vec::new());
+        if let Some((_, raw)) = &newest {
+            let wb = WalletBackup::decode(raw)
+                .map_err(|e| Status::internal(format!("stored backup does not decode: {e}")))?;
+            for a in &wb.assets {
+                let chain = sb::proof_chain(&mut conn, t, a.anchor_outpoint, a.asset.script_key.0)
+                    .await
+                    .map_err(store_err)?;
+                if chain.missing.is_none() {
+                    covered += 1;
+                } else {
+                    uncovered.push(outpoint_pb(&a.anchor_outpoint));
+                }
+            }
+        }
+        Ok(Response::new(pb::StatusResponse {
+            tenant: name,
+            num_proofs: h.proofs as u64,
+            num_leaves: h.leaves as u64,
+            num_leaves_in_universe: h.complete_leaves as u64,
+            num_wallet_backups: h.backups as u64,
+            num_opaque_backups: h.opaque_backups as u64,
+            num_addresses: h.addresses as u64,
+            num_tapscripts: h.tapscripts as u64,
+            last_push_at: h.last_push_at.unwrap_or(0),
+            newest_backup_age_seconds: newest
+                .as_ref()
+                .map(|(i, _)| (now - i.received_at).max(0))
+                .unwrap_or(0),
+            newest_backup: newest.as_ref().map(|(i, _)| backup_info_pb(i)),
+            outputs_covered: covered,
+            outputs_not_covered: uncovered.len() as u32,
+            uncovered,
+            newest_opaque_backup: opaque.as_ref().map(|(i, _)| backup_info_pb(i)),
+        }))
+    }
+}
+
+/// Stored leaves `(u8 version ‖ BigSize len ‖ script)*` back to messages.
+pub fn decode_leaves(b: &[u8]) -> Result<Vec<pb::TapLeaf>, tapvault_codec::DecodeError> {
+    let mut r = tapvault_codec::tlv::Reader::new(b);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let v = r.u8()?;
+        let s = r.var_bytes(u64::MAX)?;
+        out.push(pb::TapLeaf {
+            leaf_version: v as u32,
+            script: s.to_vec(),
+        });
+    }
+    Ok(out)
+}

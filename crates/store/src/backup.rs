@@ -1,0 +1,716 @@
+//! What tapd never pushes: wallet backup blobs and their per-asset entries,
+//! TAP addresses, tapscript trees. Plus the lookups recovery needs: leaves by
+//! script key / outpoint / txid / asset id / group key, and proof chains.
+
+use crate::db::{Db, StoreError};
+use crate::universe::{insert_leaves_tx, type_from_code, InsertResult, NewLeaf};
+use bitcoin::hashes::Hash as _;
+use bitcoin::OutPoint;
+use sqlx::{PgConnection, Row};
+use tapvault_codec::ProofType;
+
+fn arr<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
+    v.try_into()
+        .map_err(|v: Vec<u8>| StoreError::Corrupt(format!("{} bytes, want {N}", v.len())))
+}
+
+/// One per-asset entry of a TAPBAK blob, as indexed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryRow {
+    pub asset_id: [u8; 32],
+    pub group_key: Option<[u8; 33]>,
+    pub amount: u64,
+    pub script_key: [u8; 33],
+    pub anchor: OutPoint,
+    pub anchor_height: u32,
+    pub script_key_family: Option<u32>,
+    pub script_key_index: Option<u32>,
+    pub script_raw_key: Option<[u8; 33]>,
+    pub script_key_tweak: Option<Vec<u8>>,
+    pub internal_key: Option<[u8; 33]>,
+    pub internal_key_family: Option<u32>,
+    pub internal_key_index: Option<u32>,
+    /// "full", "stripped" or "none".
+    pub proofs: &'static str,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewBackup {
+    /// "tapbak" or "opaque".
+    pub kind: &'static str,
+    pub version: Option<u32>,
+    pub sha256: [u8; 32],
+    pub raw: Vec<u8>,
+    pub source: String,
+    pub entries: Vec<EntryRow>,
+    /// Proofs the blob carries, verified, to file as universe leaves.
+    pub leaves: Vec<NewLeaf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BackupStored {
+    pub id: i64,
+    /// The same bytes were already stored (nothing new written).
+    pub duplicate: bool,
+    pub leaves: Vec<InsertResult>,
+}
+
+/// Stores a backup blob, its entries and its proofs in one transaction.
+pub async fn insert_backup(
+    db: &Db,
+    tenant: i64,
+    b: &NewBackup,
+) -> Result<BackupStored, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM wallet_backups WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant)
+            .bind(&b.sha256[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(id) = existing {
+        return Ok(BackupStored {
+            id,
+            duplicate: true,
+            leaves: Vec::new(),
+        });
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO wallet_backups (tenant_id, kind, version, sha256, raw, asset_count, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(b.kind)
+    .bind(b.version.map(|v| v as i32))
+    .bind(&b.sha256[..])
+    .bind(&b.raw)
+    .bind(b.entries.len() as i32)
+    .bind(&b.source)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (pos, e) in b.entries.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO backup_entries (tenant_id, backup_id, position, asset_id, group_key,
+                amount, script_key, script_key_x, anchor_txid, anchor_vout, anchor_height,
+                script_key_family, script_key_index, script_raw_key, script_key_tweak,
+                internal_key, internal_key_family, internal_key_index, proofs)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(pos as i32)
+        .bind(&e.asset_id[..])
+        .bind(e.group_key.map(|g| g.to_vec()))
+        .bind(e.amount as i64)
+        .bind(&e.script_key[..])
+        .bind(&e.script_key[1..])
+        .bind(&e.anchor.txid.as_byte_array()[..])
+        .bind(e.anchor.vout as i32)
+        .bind(e.anchor_height as i32)
+        .bind(e.script_key_family.map(|v| v as i32))
+        .bind(e.script_key_index.map(|v| v as i32))
+        .bind(e.script_raw_key.map(|k| k.to_vec()))
+        .bind(e.script_key_tweak.clone())
+        .bind(e.internal_key.map(|k| k.to_vec()))
+        .bind(e.internal_key_family.map(|v| v as i32))
+        .bind(e.internal_key_index.map(|v| v as i32))
+        .bind(e.proofs)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let leaves = insert_leaves_tx(&mut tx, db, tenant, &b.leaves).await?;
+    tx.commit().await?;
+    Ok(BackupStored {
+        id,
+        duplicate: false,
+        leaves,
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct BackupInfo {
+    pub id: i64,
+    pub kind: String,
+    pub version: Option<u32>,
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub asset_count: u32,
+    pub source: String,
+    /// Unix seconds.
+    pub received_at: i64,
+}
+
+const BACKUP_COLS: &str = "id, kind, version, sha256, octet_length(raw)::BIGINT, asset_count, \
+     source, floor(extract(epoch FROM received_at))::BIGINT";
+
+fn backup_info(r: &sqlx::postgres::PgRow) -> Result<BackupInfo, StoreError> {
+    Ok(BackupInfo {
+        id: r.get(0),
+        kind: r.get(1),
+        version: r.get::<Option<i32>, _>(2).map(|v| v as u32),
+        sha256: arr(r.get(3))?,
+        size: r.get::<i64, _>(4) as u64,
+        asset_count: r.get::<i32, _>(5) as u32,
+        source: r.get(6),
+        received_at: r.get(7),
+    })
+}
+
+/// Backups newest first; `kind` filters when given.
+pub async fn list_backups(
+    conn: &mut PgConnection,
+    tenant: i64,
+    kind: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<BackupInfo>, StoreError> {
+    let q = format!(
+        "SELECT {BACKUP_COLS} FROM wallet_backups WHERE tenant_id = $1
+         AND ($2::TEXT IS NULL OR kind = $2) ORDER BY id DESC OFFSET $3 LIMIT $4"
+    );
+    sqlx::query(&q)
+        .bind(tenant)
+        .bind(kind)
+        .bind(offset)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(backup_info)
+        .collect()
+}
+
+/// One backup with its bytes; `None` id = the newest of `kind`.
+pub async fn get_backup(
+    conn: &mut PgConnection,
+    tenant: i64,
+    id: Option<i64>,
+    kind: &str,
+) -> Result<Option<(BackupInfo, Vec<u8>)>, StoreError> {
+    let q = format!(
+        "SELECT {BACKUP_COLS}, raw FROM wallet_backups WHERE tenant_id = $1
+         AND ($2::BIGINT IS NULL OR id = $2) AND ($2::BIGINT IS NOT NULL OR kind = $3)
+         ORDER BY id DESC LIMIT 1"
+    );
+    let row = sqlx::query(&q)
+        .bind(tenant)
+        .bind(id)
+        .bind(kind)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Ok((backup_info(&r)?, r.get::<Vec<u8>, _>(8))))
+        .transpose()
+}
+
+/// Entries of every backup of the tenant for a script key, newest first:
+/// where recovery finds key locators for outputs a blob did not list.
+pub async fn entries_for_script_key(
+    conn: &mut PgConnection,
+    tenant: i64,
+    script_key_x: &[u8; 32],
+) -> Result<Vec<EntryRow>, StoreError> {
+    sqlx::query(
+        "SELECT asset_id, group_key, amount, script_key, anchor_txid, anchor_vout,
+            anchor_height, script_key_family, script_key_index, script_raw_key,
+            script_key_tweak, internal_key, internal_key_family, internal_key_index, proofs
+         FROM backup_entries WHERE tenant_id = $1 AND script_key_x = $2 ORDER BY id DESC",
+    )
+    .bind(tenant)
+    .bind(&script_key_x[..])
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let opt33 = |v: Option<Vec<u8>>| v.map(arr::<33>).transpose();
+        let proofs: String = r.get(14);
+        Ok(EntryRow {
+            asset_id: arr(r.get(0))?,
+            group_key: opt33(r.get(1))?,
+            amount: r.get::<i64, _>(2) as u64,
+            script_key: arr(r.get(3))?,
+            anchor: OutPoint {
+                txid: bitcoin::Txid::from_byte_array(arr(r.get(4))?),
+                vout: r.get::<i32, _>(5) as u32,
+            },
+            anchor_height: r.get::<i32, _>(6) as u32,
+            script_key_family: r.get::<Option<i32>, _>(7).map(|v| v as u32),
+            script_key_index: r.get::<Option<i32>, _>(8).map(|v| v as u32),
+            script_raw_key: opt33(r.get(9))?,
+            script_key_tweak: r.get(10),
+            internal_key: opt33(r.get(11))?,
+            internal_key_family: r.get::<Option<i32>, _>(12).map(|v| v as u32),
+            internal_key_index: r.get::<Option<i32>, _>(13).map(|v| v as u32),
+            proofs: match proofs.as_str() {
+                "full" => "full",
+                "stripped" => "stripped",
+                _ => "none",
+            },
+        })
+    })
+    .collect()
+}
+
+/// A decoded TAP address, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressRow {
+    pub encoded: String,
+    pub network: String,
+    pub version: u8,
+    pub asset_version: u8,
+    pub asset_id: Option<[u8; 32]>,
+    pub group_key: Option<[u8; 33]>,
+    pub script_key: [u8; 33],
+    pub internal_key: [u8; 33],
+    pub tapscript_sibling: Option<Vec<u8>>,
+    pub amount: u64,
+    pub proof_courier_addr: String,
+}
+
+/// Stores addresses (all or none); returns, per address, whether it was new.
+pub async fn insert_addresses(
+    db: &Db,
+    tenant: i64,
+    rows: &[AddressRow],
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for a in rows {
+        let n = sqlx::query(
+            "INSERT INTO addresses (tenant_id, encoded, network, version, asset_version,
+                asset_id, group_key, script_key, script_key_x, internal_key, internal_key_x,
+                tapscript_sibling, amount, proof_courier_addr)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+             ON CONFLICT (tenant_id, encoded) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&a.encoded)
+        .bind(&a.network)
+        .bind(a.version as i16)
+        .bind(a.asset_version as i16)
+        .bind(a.asset_id.map(|v| v.to_vec()))
+        .bind(a.group_key.map(|v| v.to_vec()))
+        .bind(&a.script_key[..])
+        .bind(&a.script_key[1..])
+        .bind(&a.internal_key[..])
+        .bind(&a.internal_key[1..])
+        .bind(a.tapscript_sibling.clone())
+        .bind(a.amount as i64)
+        .bind(&a.proof_courier_addr)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        out.push(n == 1);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Addresses in the order they were first pushed, optionally for one key
+/// (script or internal, x-only).
+pub async fn list_addresses(
+    conn: &mut PgConnection,
+    tenant: i64,
+    key_x: Option<&[u8; 32]>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<AddressRow>, StoreError> {
+    sqlx::query(
+        "SELECT encoded, network, version, asset_version, asset_id, group_key, script_key,
+            internal_key, tapscript_sibling, amount, proof_courier_addr
+         FROM addresses WHERE tenant_id = $1
+           AND ($2::BYTEA IS NULL OR script_key_x = $2 OR internal_key_x = $2)
+         ORDER BY id OFFSET $3 LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(key_x.map(|k| k.to_vec()))
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(AddressRow {
+            encoded: r.get(0),
+            network: r.get(1),
+            version: r.get::<i16, _>(2) as u8,
+            asset_version: r.get::<i16, _>(3) as u8,
+            asset_id: r.get::<Option<Vec<u8>>, _>(4).map(arr).transpose()?,
+            group_key: r.get::<Option<Vec<u8>>, _>(5).map(arr).transpose()?,
+            script_key: arr(r.get(6))?,
+            internal_key: arr(r.get(7))?,
+            tapscript_sibling: r.get(8),
+            amount: r.get::<i64, _>(9) as u64,
+            proof_courier_addr: r.get(10),
+        })
+    })
+    .collect()
+}
+
+/// A tapscript tree for a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapscriptRow {
+    pub key_x: [u8; 32],
+    pub raw_key: Option<[u8; 33]>,
+    pub root_hash: [u8; 32],
+    /// `(u8 leaf version ‖ BigSize len ‖ script)*`, in assembly order.
+    pub leaves: Vec<u8>,
+    pub label: String,
+}
+
+impl TapscriptRow {
+    pub fn content_hash(&self) -> [u8; 32] {
+        tapvault_codec::primitives::sha256(&[
+            &self.root_hash,
+            self.raw_key.as_ref().map(|k| &k[..]).unwrap_or(&[]),
+            &self.leaves,
+        ])
+    }
+}
+
+/// Stores a tree; `false` if the same tree was already stored for the key.
+pub async fn insert_tapscript(
+    db: &Db,
+    tenant: i64,
+    t: &TapscriptRow,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "INSERT INTO tapscripts (tenant_id, key_x, raw_key, root_hash, leaves, content_hash, label)
+         VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (tenant_id, key_x, content_hash) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&t.key_x[..])
+    .bind(t.raw_key.map(|k| k.to_vec()))
+    .bind(&t.root_hash[..])
+    .bind(&t.leaves)
+    .bind(&t.content_hash()[..])
+    .bind(&t.label)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn list_tapscripts(
+    conn: &mut PgConnection,
+    tenant: i64,
+    key_x: Option<&[u8; 32]>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<TapscriptRow>, StoreError> {
+    sqlx::query(
+        "SELECT key_x, raw_key, root_hash, leaves, label FROM tapscripts
+         WHERE tenant_id = $1 AND ($2::BYTEA IS NULL OR key_x = $2)
+         ORDER BY id OFFSET $3 LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(key_x.map(|k| k.to_vec()))
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(TapscriptRow {
+            key_x: arr(r.get(0))?,
+            raw_key: r.get::<Option<Vec<u8>>, _>(1).map(arr).transpose()?,
+            root_hash: arr(r.get(2))?,
+            leaves: r.get(3),
+            label: r.get(4),
+        })
+    })
+    .collect()
+}
+
+/// Which leaves a listing selects.
+#[derive(Clone, Debug)]
+pub enum LeafFilter {
+    ScriptKey([u8; 32]),
+    Outpoint(OutPoint),
+    Txid(bitcoin::Txid),
+    AssetId([u8; 32]),
+    GroupKey([u8; 32]),
+    All,
+}
+
+/// A stored proof version with its index fields.
+#[derive(Clone, Debug)]
+pub struct LeafRow {
+    pub id: i64,
+    pub proof_type: ProofType,
+    pub universe_id: [u8; 32],
+    pub leaf_key: [u8; 32],
+    pub version: i32,
+    pub asset_id: [u8; 32],
+    pub group_key: Option<[u8; 33]>,
+    pub anchor: OutPoint,
+    pub script_key: [u8; 33],
+    pub amount: u64,
+    pub block_height: u32,
+    pub asset_name: String,
+    /// Whether this version is the leaf's newest one.
+    pub is_head: bool,
+    /// Whether the head's ancestry is stored (it is in the universe tree).
+    pub complete: bool,
+    pub raw: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub inserted_at: i64,
+}
+
+/// Leaves (every stored version) matching `f`, newest first.
+pub async fn list_leaves(
+    conn: &mut PgConnection,
+    tenant: i64,
+    f: &LeafFilter,
+    with_proofs: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<LeafRow>, StoreError> {
+    let (cond, a, b): (&str, Option<Vec<u8>>, Option<i32>) = match f {
+        LeafFilter::ScriptKey(x) => ("l.script_key_x = $2", Some(x.to_vec()), None),
+        LeafFilter::Outpoint(op) => (
+            "l.anchor_txid = $2 AND l.anchor_vout = $3",
+            Some(op.txid.as_byte_array().to_vec()),
+            Some(op.vout as i32),
+        ),
+        LeafFilter::Txid(t) => ("l.anchor_txid = $2", Some(t.as_byte_array().to_vec()), None),
+        LeafFilter::AssetId(id) => ("l.asset_id = $2", Some(id.to_vec()), None),
+        // Group keys are stored compressed; match either parity by x.
+        LeafFilter::GroupKey(x) => (
+            "l.group_key IS NOT NULL AND substring(l.group_key FROM 2) = $2",
+            Some(x.to_vec()),
+            None,
+        ),
+        LeafFilter::All => ("TRUE", None, None),
+    };
+    let q = format!(
+        "SELECT l.id, l.proof_type, l.universe_id, l.leaf_key, l.version, l.asset_id,
+            l.group_key, l.anchor_txid, l.anchor_vout, l.script_key, l.amount, l.block_height,
+            l.asset_name, h.leaf_id = l.id, COALESCE(h.complete, FALSE),
+            CASE WHEN $4 THEN p.raw END, floor(extract(epoch FROM l.inserted_at))::BIGINT
+         FROM universe_leaves l
+         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+         LEFT JOIN universe_heads h ON h.tenant_id = l.tenant_id
+           AND h.universe_id = l.universe_id AND h.proof_type = l.proof_type
+           AND h.leaf_key = l.leaf_key
+         WHERE l.tenant_id = $1 AND ($2::BYTEA IS NULL OR TRUE) AND ($3::INT IS NULL OR TRUE)
+           AND {cond}
+         ORDER BY l.id DESC OFFSET $5 LIMIT $6"
+    );
+    sqlx::query(&q)
+        .bind(tenant)
+        .bind(a)
+        .bind(b)
+        .bind(with_proofs)
+        .bind(offset)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(leaf_row)
+        .collect()
+}
+
+fn leaf_row(r: &sqlx::postgres::PgRow) -> Result<LeafRow, StoreError> {
+    Ok(LeafRow {
+        id: r.get(0),
+        proof_type: type_from_code(r.get(1))?,
+        universe_id: arr(r.get(2))?,
+        leaf_key: arr(r.get(3))?,
+        version: r.get(4),
+        asset_id: arr(r.get(5))?,
+        group_key: r.get::<Option<Vec<u8>>, _>(6).map(arr).transpose()?,
+        anchor: OutPoint {
+            txid: bitcoin::Txid::from_byte_array(arr(r.get(7))?),
+            vout: r.get::<i32, _>(8) as u32,
+        },
+        script_key: arr(r.get(9))?,
+        amount: r.get::<i64, _>(10) as u64,
+        block_height: r.get::<i32, _>(11) as u32,
+        asset_name: r.get(12),
+        is_head: r.get::<Option<bool>, _>(13).unwrap_or(false),
+        complete: r.get(14),
+        raw: r.get(15),
+        inserted_at: r.get(16),
+    })
+}
+
+/// The newest stored proof for the output `(anchor, script key)`: the head
+/// of the leaf keyed by them, in whichever universe holds it.
+pub async fn proof_at(
+    conn: &mut PgConnection,
+    tenant: i64,
+    anchor: &OutPoint,
+    script_key_x: &[u8; 32],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let raw: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT p.raw FROM universe_leaves l
+         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+         WHERE l.tenant_id = $1 AND l.anchor_txid = $2 AND l.anchor_vout = $3
+           AND l.script_key_x = $4
+         ORDER BY l.id DESC LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(&anchor.txid.as_byte_array()[..])
+    .bind(anchor.vout as i32)
+    .bind(&script_key_x[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(raw)
+}
+
+/// Outputs whose stored proof spends `(anchor, script key)`: the leaves
+/// that name it as their primary previous output.
+pub async fn spenders_of(
+    conn: &mut PgConnection,
+    tenant: i64,
+    prev_leaf_key: &[u8; 32],
+) -> Result<Vec<(OutPoint, [u8; 33])>, StoreError> {
+    sqlx::query(
+        "SELECT DISTINCT l.anchor_txid, l.anchor_vout, l.script_key
+         FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
+         WHERE h.tenant_id = $1 AND h.prev_leaf_key = $2",
+    )
+    .bind(tenant)
+    .bind(&prev_leaf_key[..])
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            OutPoint {
+                txid: bitcoin::Txid::from_byte_array(arr(r.get(0))?),
+                vout: r.get::<i32, _>(1) as u32,
+            },
+            arr(r.get(2))?,
+        ))
+    })
+    .collect()
+}
+
+/// What a tenant holds.
+#[derive(Clone, Debug, Default)]
+pub struct Holdings {
+    pub proofs: i64,
+    pub leaves: i64,
+    pub complete_leaves: i64,
+    pub backups: i64,
+    pub opaque_backups: i64,
+    pub addresses: i64,
+    pub tapscripts: i64,
+    /// Unix seconds of the newest push of any kind.
+    pub last_push_at: Option<i64>,
+}
+
+pub async fn holdings(conn: &mut PgConnection, tenant: i64) -> Result<Holdings, StoreError> {
+    let r = sqlx::query(
+        "SELECT
+           (SELECT count(*) FROM proofs WHERE tenant_id = $1),
+           (SELECT count(*) FROM universe_heads WHERE tenant_id = $1),
+           (SELECT count(*) FROM universe_heads WHERE tenant_id = $1 AND complete),
+           (SELECT count(*) FROM wallet_backups WHERE tenant_id = $1 AND kind = 'tapbak'),
+           (SELECT count(*) FROM wallet_backups WHERE tenant_id = $1 AND kind = 'opaque'),
+           (SELECT count(*) FROM addresses WHERE tenant_id = $1),
+           (SELECT count(*) FROM tapscripts WHERE tenant_id = $1),
+           floor(extract(epoch FROM GREATEST(
+             (SELECT max(inserted_at) FROM universe_leaves WHERE tenant_id = $1),
+             (SELECT max(received_at) FROM wallet_backups WHERE tenant_id = $1),
+             (SELECT max(received_at) FROM addresses WHERE tenant_id = $1),
+             (SELECT max(received_at) FROM tapscripts WHERE tenant_id = $1))))::BIGINT",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Holdings {
+        proofs: r.get(0),
+        leaves: r.get(1),
+        complete_leaves: r.get(2),
+        backups: r.get(3),
+        opaque_backups: r.get(4),
+        addresses: r.get(5),
+        tapscripts: r.get(6),
+        last_push_at: r.get(7),
+    })
+}
+
+/// Every stored proof version of the tenant in insertion order (for export).
+pub async fn all_proofs(conn: &mut PgConnection, tenant: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT p.raw FROM universe_leaves l
+         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+         WHERE l.tenant_id = $1 ORDER BY l.id",
+    )
+    .bind(tenant)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Every backup blob of the tenant, oldest first, with kind and source.
+pub async fn all_backups(
+    conn: &mut PgConnection,
+    tenant: i64,
+) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+    Ok(sqlx::query(
+        "SELECT kind, source, raw FROM wallet_backups WHERE tenant_id = $1 ORDER BY id",
+    )
+    .bind(tenant)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect())
+}
+
+/// A proof chain rebuilt from stored leaves.
+#[derive(Clone, Debug, Default)]
+pub struct Chain {
+    /// Raw proofs, genesis first; only meaningful when `missing` is `None`.
+    pub proofs: Vec<Vec<u8>>,
+    /// The first ancestor not stored: (outpoint, script key, txid of the
+    /// proof that needs it).
+    pub missing: Option<(OutPoint, [u8; 33], Option<bitcoin::Txid>)>,
+}
+
+/// Follows each proof's primary previous output back to an issuance proof.
+pub async fn proof_chain(
+    conn: &mut PgConnection,
+    tenant: i64,
+    anchor: OutPoint,
+    script_key: [u8; 33],
+) -> Result<Chain, StoreError> {
+    let mut chain = Chain::default();
+    let (mut op, mut sk, mut needed_by) = (anchor, script_key, None);
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let mut x = [0u8; 32];
+        x.copy_from_slice(&sk[1..]);
+        if !seen.insert((op, x))
+            || chain.proofs.len() as u64 >= tapvault_codec::file::MAX_PROOFS_PER_FILE
+        {
+            return Err(StoreError::Corrupt(format!(
+                "proof chain of {anchor} loops or exceeds the file limit"
+            )));
+        }
+        let Some(raw) = proof_at(conn, tenant, &op, &x).await? else {
+            chain.missing = Some((op, sk, needed_by));
+            break;
+        };
+        let p = tapvault_codec::Proof::decode(&raw)
+            .map_err(|e| StoreError::Corrupt(format!("stored proof at {op}: {e}")))?;
+        let prev = if p.asset.is_genesis() {
+            None
+        } else {
+            p.asset.primary_prev_id()
+        };
+        needed_by = Some(p.anchor_tx.txid());
+        chain.proofs.push(raw);
+        match prev {
+            Some(pid) => {
+                op = pid.out_point;
+                sk = pid.script_key.0;
+            }
+            None => break,
+        }
+    }
+    chain.proofs.reverse();
+    Ok(chain)
+}
