@@ -4,6 +4,8 @@ mod admin_cmd;
 mod input;
 mod mssmt_cmd;
 mod proof_cmd;
+mod recover_cmd;
+mod remote;
 mod serve_cmd;
 
 use anyhow::Result;
@@ -33,6 +35,9 @@ enum Cmd {
     /// Work with proofs and proof files.
     #[command(subcommand)]
     Proof(ProofCmd),
+    /// Rebuild a TAPBAK that tapd imports, proof files, addresses and
+    /// tapscript trees from the server; verify everything; report gaps.
+    Recover(recover_cmd::RecoverArgs),
     /// MS-SMT interop checks.
     #[command(subcommand)]
     Mssmt(MssmtCmd),
@@ -84,6 +89,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Serve(a) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(serve_cmd::run(a))?;
+        }
+        Cmd::Recover(a) => {
+            let out = a.out.clone();
+            let rep = tokio::runtime::Runtime::new()?.block_on(recover_cmd::run(a))?;
+            recover_cmd::print_summary(&rep, &out);
+            if !rep.ok {
+                std::process::exit(3);
+            }
         }
         Cmd::Proof(ProofCmd::Decode { input }) => {
             let v = proof_cmd::decode(&input)?;

@@ -18,8 +18,10 @@ pub mod proof;
 pub mod tlv;
 
 pub use address::{Address, AddressNetwork};
-pub use backup::{AssetBackup, KeyDescriptorBackup, RehydrationHint, ScriptKeyBackup, WalletBackup};
 pub use asset::{Asset, AssetId, Genesis, PrevId, SplitCommitment, SplitRoot, Witness};
+pub use backup::{
+    AssetBackup, KeyDescriptorBackup, RehydrationHint, ScriptKeyBackup, WalletBackup,
+};
 pub use derived::{
     burn_key, proof_type, universe_leaf_info, universe_leaf_key, ProofType, UniverseLeafInfo,
     UniverseSubject,

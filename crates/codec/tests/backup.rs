@@ -2,9 +2,9 @@
 //! key locators): every version round-trips byte for byte, and corruption is
 //! refused with a precise error.
 
-mod common;
 #[path = "common/blobs.rs"]
 mod blobs;
+mod common;
 use common::*;
 use tapvault_codec::backup::*;
 use tapvault_codec::*;
@@ -53,7 +53,10 @@ fn raw_entries_carry_the_files_and_locators() {
         assert_eq!(sk.pub_key, e.asset.script_key);
         assert_eq!((sk.family, sk.index), (212, i as u32));
         assert_eq!(sk.tweak.is_some(), i == 1);
-        assert_eq!(e.anchor_internal_key.as_ref().unwrap().index, 100 + i as u32);
+        assert_eq!(
+            e.anchor_internal_key.as_ref().unwrap().index,
+            100 + i as u32
+        );
     }
 }
 
@@ -125,7 +128,10 @@ fn malformed_blobs_say_what_is_wrong() {
     let mut p = payload.clone();
     p[9] = 4;
     let e = WalletBackup::decode(&reseal(p)).unwrap_err();
-    assert!(e.to_string().contains("unsupported backup version 4"), "{e}");
+    assert!(
+        e.to_string().contains("unsupported backup version 4"),
+        "{e}"
+    );
 
     // Trailing bytes before the checksum.
     let mut p = payload.clone();

@@ -59,10 +59,7 @@ pub fn outpoint_of(o: Option<&pb::OutPoint>, what: &str) -> Result<OutPoint, Sta
         .txid
         .parse::<bitcoin::Txid>()
         .map_err(|e| Status::invalid_argument(format!("{what}.txid {:?}: {e}", o.txid)))?;
-    Ok(OutPoint {
-        txid,
-        vout: o.vout,
-    })
+    Ok(OutPoint { txid, vout: o.vout })
 }
 
 pub fn outpoint_pb(o: &OutPoint) -> pb::OutPoint {
@@ -135,72 +132,72 @@ pub fn prepare_tapbak(
     raw: &[u8],
     level: VerifyLevel,
 ) -> Result<(WalletBackup, sb::NewBackup), Status> {
-        let wb = WalletBackup::decode(raw)
-            .map_err(|e| Status::invalid_argument(format!("invalid wallet backup: {e}")))?;
-        let mut entries = Vec::with_capacity(wb.assets.len());
-        let mut leaves: Vec<NewLeaf> = Vec::new();
-        let mut seen = HashSet::new();
-        for (i, a) in wb.assets.iter().enumerate() {
-            let what = format!("backup asset {i}");
-            let proofs = if let Some(fb) = &a.proof_file {
-                let (_, rps, ls) = file_leaves(fb, level, &what)?;
-                // The file must end at the output the entry describes.
-                let last = &rps[rps.len() - 1].proof;
-                let at = OutPoint {
-                    txid: last.anchor_tx.txid(),
-                    vout: last.inclusion_proof.output_index,
-                };
-                if at != a.anchor_outpoint || last.asset.script_key != a.asset.script_key {
-                    return Err(Status::invalid_argument(format!(
+    let wb = WalletBackup::decode(raw)
+        .map_err(|e| Status::invalid_argument(format!("invalid wallet backup: {e}")))?;
+    let mut entries = Vec::with_capacity(wb.assets.len());
+    let mut leaves: Vec<NewLeaf> = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, a) in wb.assets.iter().enumerate() {
+        let what = format!("backup asset {i}");
+        let proofs = if let Some(fb) = &a.proof_file {
+            let (_, rps, ls) = file_leaves(fb, level, &what)?;
+            // The file must end at the output the entry describes.
+            let last = &rps[rps.len() - 1].proof;
+            let at = OutPoint {
+                txid: last.anchor_tx.txid(),
+                vout: last.inclusion_proof.output_index,
+            };
+            if at != a.anchor_outpoint || last.asset.script_key != a.asset.script_key {
+                return Err(Status::invalid_argument(format!(
                         "{what}: its proof file ends at {at} (script key {}), not at the entry's output {} (script key {})",
                         last.asset.script_key, a.anchor_outpoint, a.asset.script_key
                     )));
+            }
+            for l in ls {
+                if seen.insert(sha256(&[&l.raw])) {
+                    leaves.push(l);
                 }
-                for l in ls {
-                    if seen.insert(sha256(&[&l.raw])) {
-                        leaves.push(l);
-                    }
-                }
-                "full"
-            } else if let Some(sb) = &a.stripped_proof_file {
-                // Stripped proofs lack the chain data needed to verify or
-                // file them; keep them in the blob, check the framing.
-                File::decode(sb).map_err(|e| {
-                    Status::invalid_argument(format!("{what}: invalid stripped proof file: {e}"))
-                })?;
-                "stripped"
-            } else {
-                "none"
-            };
-            let sk = a.script_key.as_ref();
-            let ik = a.anchor_internal_key.as_ref();
-            entries.push(sb::EntryRow {
-                asset_id: a.asset.id(),
-                group_key: a.asset.group_key.map(|g| g.0),
-                amount: a.asset.amount,
-                script_key: a.asset.script_key.0,
-                anchor: a.anchor_outpoint,
-                anchor_height: a.anchor_block_height,
-                script_key_family: sk.map(|k| k.family),
-                script_key_index: sk.map(|k| k.index),
-                script_raw_key: sk.and_then(|k| k.raw_pub_key).map(|k| k.0),
-                script_key_tweak: sk.and_then(|k| k.tweak.clone()),
-                internal_key: ik.map(|k| k.pub_key.0),
-                internal_key_family: ik.map(|k| k.family),
-                internal_key_index: ik.map(|k| k.index),
-                proofs,
-            });
-        }
-        let nb = sb::NewBackup {
-            kind: "tapbak",
-            version: Some(wb.version),
-            sha256: sha256(&[raw]),
-            raw: raw.to_vec(),
-            source: String::new(),
-            entries,
-            leaves,
+            }
+            "full"
+        } else if let Some(sb) = &a.stripped_proof_file {
+            // Stripped proofs lack the chain data needed to verify or
+            // file them; keep them in the blob, check the framing.
+            File::decode(sb).map_err(|e| {
+                Status::invalid_argument(format!("{what}: invalid stripped proof file: {e}"))
+            })?;
+            "stripped"
+        } else {
+            "none"
         };
-        Ok((wb, nb))
+        let sk = a.script_key.as_ref();
+        let ik = a.anchor_internal_key.as_ref();
+        entries.push(sb::EntryRow {
+            asset_id: a.asset.id(),
+            group_key: a.asset.group_key.map(|g| g.0),
+            amount: a.asset.amount,
+            script_key: a.asset.script_key.0,
+            anchor: a.anchor_outpoint,
+            anchor_height: a.anchor_block_height,
+            script_key_family: sk.map(|k| k.family),
+            script_key_index: sk.map(|k| k.index),
+            script_raw_key: sk.and_then(|k| k.raw_pub_key).map(|k| k.0),
+            script_key_tweak: sk.and_then(|k| k.tweak.clone()),
+            internal_key: ik.map(|k| k.pub_key.0),
+            internal_key_family: ik.map(|k| k.family),
+            internal_key_index: ik.map(|k| k.index),
+            proofs,
+        });
+    }
+    let nb = sb::NewBackup {
+        kind: "tapbak",
+        version: Some(wb.version),
+        sha256: sha256(&[raw]),
+        raw: raw.to_vec(),
+        source: String::new(),
+        entries,
+        leaves,
+    };
+    Ok((wb, nb))
 }
 
 #[tonic::async_trait]
@@ -245,7 +242,7 @@ impl Backup for BackupService {
             let level = self.verify;
             let (wb, nb) = tokio::task::spawn_blocking(move || prepare_tapbak(&r.backup, level))
                 .await
-            .map_err(|e| Status::internal(format!("verification task: {e}")))??;
+                .map_err(|e| Status::internal(format!("verification task: {e}")))??;
             (wb.version, wb.assets.len() as u32, nb)
         };
         nb.source = r.source;
@@ -292,7 +289,12 @@ impl Backup for BackupService {
                 )))
             }
         };
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let held: Option<String> =
             sqlx::query_scalar("SELECT network FROM addresses WHERE tenant_id = $1 LIMIT 1")
                 .bind(t)
@@ -363,7 +365,9 @@ impl Backup for BackupService {
         let r = req.into_inner();
         let kx = key_x(&r.key, "key")?;
         if r.leaves.is_empty() {
-            return Err(Status::invalid_argument("a tapscript tree needs at least one leaf"));
+            return Err(Status::invalid_argument(
+                "a tapscript tree needs at least one leaf",
+            ));
         }
         if r.leaves.len() > MAX_TAPSCRIPT_LEAVES {
             return Err(Status::invalid_argument(format!(
@@ -450,11 +454,10 @@ impl Backup for BackupService {
             return Err(Status::invalid_argument("proof_file is empty"));
         }
         let level = self.verify;
-        let (_, _, leaves) = tokio::task::spawn_blocking(move || {
-            file_leaves(&r.proof_file, level, "proof_file")
-        })
-        .await
-        .map_err(|e| Status::internal(format!("verification task: {e}")))??;
+        let (_, _, leaves) =
+            tokio::task::spawn_blocking(move || file_leaves(&r.proof_file, level, "proof_file"))
+                .await
+                .map_err(|e| Status::internal(format!("verification task: {e}")))??;
         let results = tapvault_store::universe::insert_leaves(&self.db, t, &leaves)
             .await
             .map_err(store_err)?;
@@ -476,14 +479,18 @@ impl Backup for BackupService {
         let r = req.into_inner();
         let f = match &r.selector {
             Some(Selector::ScriptKey(k)) => sb::LeafFilter::ScriptKey(key_x(k, "script_key")?),
-            Some(Selector::Outpoint(o)) => sb::LeafFilter::Outpoint(outpoint_of(Some(o), "outpoint")?),
+            Some(Selector::Outpoint(o)) => {
+                sb::LeafFilter::Outpoint(outpoint_of(Some(o), "outpoint")?)
+            }
             Some(Selector::Txid(s)) => sb::LeafFilter::Txid(
                 s.parse()
                     .map_err(|e| Status::invalid_argument(format!("txid {s:?}: {e}")))?,
             ),
-            Some(Selector::AssetId(id)) => sb::LeafFilter::AssetId(id.as_slice().try_into().map_err(
-                |_| Status::invalid_argument(format!("asset_id must be 32 bytes, got {}", id.len())),
-            )?),
+            Some(Selector::AssetId(id)) => {
+                sb::LeafFilter::AssetId(id.as_slice().try_into().map_err(|_| {
+                    Status::invalid_argument(format!("asset_id must be 32 bytes, got {}", id.len()))
+                })?)
+            }
             Some(Selector::GroupKey(k)) => sb::LeafFilter::GroupKey(key_x(k, "group_key")?),
             Some(Selector::All(true)) => sb::LeafFilter::All,
             Some(Selector::All(false)) | None => {
@@ -493,7 +500,12 @@ impl Backup for BackupService {
             }
         };
         let (offset, limit) = page(r.offset, r.limit)?;
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let mut rows = sb::list_leaves(&mut conn, t, &f, r.include_proofs, offset, limit + 1)
             .await
             .map_err(store_err)?;
@@ -530,9 +542,17 @@ impl Backup for BackupService {
         let r = req.into_inner();
         let op = outpoint_of(r.outpoint.as_ref(), "outpoint")?;
         let kx = key_x(&r.script_key, "script_key")?;
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         // The chain starts from the stored proof's own (compressed) key.
-        let Some(tip) = sb::proof_at(&mut conn, t, &op, &kx).await.map_err(store_err)? else {
+        let Some(tip) = sb::proof_at(&mut conn, t, &op, &kx)
+            .await
+            .map_err(store_err)?
+        else {
             return Err(Status::not_found(format!(
                 "no proof stored for output {op} with script key {}",
                 hex::encode(kx)
@@ -546,6 +566,16 @@ impl Backup for BackupService {
         let chain = sb::proof_chain(&mut conn, t, op, sk)
             .await
             .map_err(store_err)?;
+        let leaf_key = tapvault_codec::universe_leaf_key(&op, &tapvault_codec::PubKey(sk));
+        let spent_by = sb::spenders_of(&mut conn, t, &leaf_key)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|(o, k)| pb::Output {
+                outpoint: Some(outpoint_pb(o)),
+                script_key: k.to_vec(),
+            })
+            .collect();
         if let Some((mop, msk, by)) = chain.missing {
             return Ok(Response::new(pb::GetProofFileResponse {
                 proof_file: Vec::new(),
@@ -556,6 +586,7 @@ impl Backup for BackupService {
                     script_key: msk.to_vec(),
                     needed_by: by.map(|t| t.to_string()).unwrap_or_default(),
                 }],
+                spent_by,
             }));
         }
         let mut f = File::new();
@@ -567,6 +598,7 @@ impl Backup for BackupService {
             proof_file: f.encode(),
             complete: true,
             missing: Vec::new(),
+            spent_by,
         }))
     }
 
@@ -577,7 +609,12 @@ impl Backup for BackupService {
         let t = tenant(&req)?;
         let r = req.into_inner();
         let (offset, limit) = page(r.offset, r.limit)?;
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let rows = sb::list_backups(&mut conn, t, None, offset, limit)
             .await
             .map_err(store_err)?;
@@ -594,7 +631,12 @@ impl Backup for BackupService {
         let r = req.into_inner();
         let kind = if r.opaque { "opaque" } else { "tapbak" };
         let id = (r.id != 0).then_some(r.id);
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let Some((info, raw)) = sb::get_backup(&mut conn, t, id, kind)
             .await
             .map_err(store_err)?
@@ -622,7 +664,12 @@ impl Backup for BackupService {
             Some(key_x(&r.key, "key")?)
         };
         let (offset, limit) = page(r.offset, r.limit)?;
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let mut rows = sb::list_addresses(&mut conn, t, k.as_ref(), offset, limit + 1)
             .await
             .map_err(store_err)?;
@@ -661,7 +708,12 @@ impl Backup for BackupService {
             Some(key_x(&r.key, "key")?)
         };
         let (offset, limit) = page(r.offset, r.limit)?;
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let mut rows = sb::list_tapscripts(&mut conn, t, k.as_ref(), offset, limit + 1)
             .await
             .map_err(store_err)?;
@@ -689,7 +741,12 @@ impl Backup for BackupService {
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let t = tenant(&req)?;
-        let mut conn = self.db.pool.acquire().await.map_err(|e| store_err(e.into()))?;
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
         let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
             .bind(t)
             .fetch_one(&mut *conn)

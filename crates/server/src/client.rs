@@ -185,8 +185,8 @@ pub fn clients(ch: Channel, token: Option<&str>) -> Result<(BackupClient, Univer
             ch.clone(),
             b.clone(),
         )
-            .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(crate::MAX_MESSAGE_BYTES),
+        .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::MAX_MESSAGE_BYTES),
         crate::proto::universerpc::universe_client::UniverseClient::with_interceptor(ch, b)
             .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(crate::MAX_MESSAGE_BYTES),

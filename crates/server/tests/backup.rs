@@ -2,9 +2,9 @@
 //! backups, addresses, tapscript trees, proof files and rebuilt chains.
 #![allow(clippy::result_large_err)]
 
-mod common;
 #[path = "../../codec/tests/common/blobs.rs"]
 mod blobs;
+mod common;
 use common::*;
 use tapvault_codec::backup::{WalletBackup, VERSION_COMPACT, VERSION_OPTIMISTIC, VERSION_RAW};
 use tapvault_codec::{File, Proof};
@@ -139,7 +139,10 @@ async fn corrupt_or_unverifiable_backups_are_refused_and_nothing_is_stored() {
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x40;
-    let e = b.push_wallet_backup(push(flipped, false)).await.unwrap_err();
+    let e = b
+        .push_wallet_backup(push(flipped, false))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("checksum"), "{}", e.message());
 
@@ -177,9 +180,18 @@ async fn corrupt_or_unverifiable_backups_are_refused_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("not at the entry's output"), "{}", e.message());
+    assert!(
+        e.message().contains("not at the entry's output"),
+        "{}",
+        e.message()
+    );
 
-    for t in ["wallet_backups", "backup_entries", "universe_leaves", "proofs"] {
+    for t in [
+        "wallet_backups",
+        "backup_entries",
+        "universe_leaves",
+        "proofs",
+    ] {
         assert_eq!(s.count(t).await, 0, "{t}");
     }
 
@@ -191,7 +203,10 @@ async fn corrupt_or_unverifiable_backups_are_refused_and_nothing_is_stored() {
         .into_inner();
     assert_eq!(r.version, 0);
     let got = b
-        .get_wallet_backup(v1::GetWalletBackupRequest { id: 0, opaque: true })
+        .get_wallet_backup(v1::GetWalletBackupRequest {
+            id: 0,
+            opaque: true,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -226,7 +241,11 @@ async fn proof_chains_are_rebuilt_from_courier_pushes_and_gaps_reported() {
     assert_eq!(m.script_key, script_key(&chain[1]));
     assert_eq!(
         m.needed_by,
-        Proof::decode(&chain[2]).unwrap().anchor_tx.txid().to_string()
+        Proof::decode(&chain[2])
+            .unwrap()
+            .anchor_tx
+            .txid()
+            .to_string()
     );
 
     // The middle proof arrives: the file equals the one built directly.
@@ -238,18 +257,30 @@ async fn proof_chains_are_rebuilt_from_courier_pushes_and_gaps_reported() {
     // x-only script keys work too.
     let mut x = req.clone();
     x.script_key = x.script_key[1..].to_vec();
-    assert_eq!(b.get_proof_file(x).await.unwrap().into_inner().proof_file, file_of(&chain));
+    assert_eq!(
+        b.get_proof_file(x).await.unwrap().into_inner().proof_file,
+        file_of(&chain)
+    );
 
     // Unknown output: NotFound; malformed selectors: InvalidArgument.
     let mut unknown = req.clone();
     unknown.outpoint.as_mut().unwrap().vout = 77;
-    assert_eq!(b.get_proof_file(unknown).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        b.get_proof_file(unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
     let mut bad = req.clone();
     bad.script_key = vec![2; 5];
-    assert_eq!(b.get_proof_file(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        b.get_proof_file(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     let mut bad = req;
     bad.outpoint.as_mut().unwrap().txid = "zz".into();
-    assert_eq!(b.get_proof_file(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        b.get_proof_file(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     s.stop().await;
 }
 
@@ -265,7 +296,10 @@ async fn proof_files_are_filed_whole_and_listed_by_every_index() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((r.num_proofs, r.num_new, r.num_known, r.complete), (3, 3, 0, true));
+    assert_eq!(
+        (r.num_proofs, r.num_new, r.num_known, r.complete),
+        (3, 3, 0, true)
+    );
     let r = b
         .push_proof_file(v1::PushProofFileRequest {
             proof_file: file_of(&chain[..2]),
@@ -283,23 +317,31 @@ async fn proof_files_are_filed_whole_and_listed_by_every_index() {
         ..Default::default()
     };
     let n = |r: v1::ListLeavesResponse| r.leaves.len();
-    let all = b.list_leaves(list(Selector::All(true))).await.unwrap().into_inner();
+    let all = b
+        .list_leaves(list(Selector::All(true)))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.leaves.len(), 3);
     // Newest first.
     assert_eq!(all.leaves[0].anchor.as_ref().unwrap(), &op_pb(&chain[2]));
     assert!(all.leaves[0].proof.is_empty());
     assert_eq!(
-        n(b.list_leaves(list(Selector::AssetId(p2.asset.id().to_vec())))
-            .await
-            .unwrap()
-            .into_inner()),
+        n(
+            b.list_leaves(list(Selector::AssetId(p2.asset.id().to_vec())))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
         3
     );
     assert_eq!(
-        n(b.list_leaves(list(Selector::Txid(p2.anchor_tx.txid().to_string())))
-            .await
-            .unwrap()
-            .into_inner()),
+        n(
+            b.list_leaves(list(Selector::Txid(p2.anchor_tx.txid().to_string())))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
         1
     );
     assert_eq!(
@@ -411,15 +453,29 @@ async fn addresses_round_trip_per_network_and_bad_ones_are_refused() {
     let tok = s.token("regtest", "push read", 600).await;
     let (mut b, _) = s.clients(Some(&tok));
     let before = s.count("addresses").await;
-    let regtest = vectors.iter().find(|(n, _)| n == "regtest").unwrap().1.clone();
-    let mainnet = vectors.iter().find(|(n, _)| n == "mainnet").unwrap().1.clone();
+    let regtest = vectors
+        .iter()
+        .find(|(n, _)| n == "regtest")
+        .unwrap()
+        .1
+        .clone();
+    let mainnet = vectors
+        .iter()
+        .find(|(n, _)| n == "mainnet")
+        .unwrap()
+        .1
+        .clone();
     let mut bad_sum = regtest.clone();
     let last = bad_sum.pop().unwrap();
     bad_sum.push(if last == 'q' { 'p' } else { 'q' });
     let cases: Vec<(Vec<String>, &str, &str)> = vec![
         (vec![regtest.clone(), bad_sum], "", "address 1"),
         (vec!["hello".into()], "", "address 0"),
-        (vec!["bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0".into()], "", "HRP"),
+        (
+            vec!["bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0".into()],
+            "",
+            "HRP",
+        ),
         (vec![regtest.clone()], "mainnet", "not mainnet"),
         (vec![mainnet], "", "this tenant's addresses are regtest"),
         (vec![], "", "no addresses"),
@@ -486,7 +542,13 @@ async fn tapscript_trees_must_hash_to_their_root_and_key() {
     };
     let r = b.push_tapscript(req.clone()).await.unwrap().into_inner();
     assert!(r.new);
-    assert!(!b.push_tapscript(req.clone()).await.unwrap().into_inner().new);
+    assert!(
+        !b.push_tapscript(req.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .new
+    );
     let got = b
         .list_tapscripts(v1::ListTapscriptsRequest {
             key: key.to_vec(),

@@ -368,11 +368,7 @@ impl TapscriptRow {
 }
 
 /// Stores a tree; `false` if the same tree was already stored for the key.
-pub async fn insert_tapscript(
-    db: &Db,
-    tenant: i64,
-    t: &TapscriptRow,
-) -> Result<bool, StoreError> {
+pub async fn insert_tapscript(db: &Db, tenant: i64, t: &TapscriptRow) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "INSERT INTO tapscripts (tenant_id, key_x, raw_key, root_hash, leaves, content_hash, label)
          VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (tenant_id, key_x, content_hash) DO NOTHING",
@@ -649,15 +645,17 @@ pub async fn all_backups(
     conn: &mut PgConnection,
     tenant: i64,
 ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
-    Ok(sqlx::query(
-        "SELECT kind, source, raw FROM wallet_backups WHERE tenant_id = $1 ORDER BY id",
+    Ok(
+        sqlx::query(
+            "SELECT kind, source, raw FROM wallet_backups WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect(),
     )
-    .bind(tenant)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect())
 }
 
 /// A proof chain rebuilt from stored leaves.

@@ -135,18 +135,8 @@ pub async fn insert_leaves_tx(
     uids.sort();
     uids.dedup();
     for uid in &uids {
-        lock_tree(
-            tx,
-            tenant,
-            &universe_namespace(uid, ProofType::Issuance),
-        )
-        .await?;
-        lock_tree(
-            tx,
-            tenant,
-            &universe_namespace(uid, ProofType::Transfer),
-        )
-        .await?;
+        lock_tree(tx, tenant, &universe_namespace(uid, ProofType::Issuance)).await?;
+        lock_tree(tx, tenant, &universe_namespace(uid, ProofType::Transfer)).await?;
     }
     let mut out = Vec::with_capacity(leaves.len());
     let mut pending: Vec<TreeWork> = Vec::new();

@@ -75,4 +75,3 @@ pub fn tapbak_from_chain(chain: &[Vec<u8>], version: u32) -> WalletBackup {
         assets: entries(chain, version),
     }
 }
-
