@@ -84,7 +84,7 @@ fn cfg(s: &StoreArgs) -> ServeConfig {
     c
 }
 
-async fn with_db<T>(
+pub async fn with_db<T>(
     s: &StoreArgs,
     f: impl AsyncFnOnce(&tapvault_store::Db, &ServeConfig) -> Result<T>,
 ) -> Result<T> {

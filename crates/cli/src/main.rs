@@ -1,6 +1,7 @@
 //! The `tapvault` binary.
 
 mod admin_cmd;
+mod export_cmd;
 mod input;
 mod mssmt_cmd;
 mod proof_cmd;
@@ -38,6 +39,10 @@ enum Cmd {
     /// Rebuild a TAPBAK that tapd imports, proof files, addresses and
     /// tapscript trees from the server; verify everything; report gaps.
     Recover(recover_cmd::RecoverArgs),
+    /// Write everything a tenant holds to one verified, checksummed file.
+    Export(export_cmd::ExportArgs),
+    /// Load an export file into a tenant (verifies everything first).
+    Import(export_cmd::ImportArgs),
     /// MS-SMT interop checks.
     #[command(subcommand)]
     Mssmt(MssmtCmd),
@@ -90,6 +95,8 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(serve_cmd::run(a))?;
         }
+        Cmd::Export(a) => tokio::runtime::Runtime::new()?.block_on(export_cmd::export(a))?,
+        Cmd::Import(a) => tokio::runtime::Runtime::new()?.block_on(export_cmd::import(a))?,
         Cmd::Recover(a) => {
             let out = a.out.clone();
             let rep = tokio::runtime::Runtime::new()?.block_on(recover_cmd::run(a))?;

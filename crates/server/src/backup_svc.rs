@@ -194,6 +194,7 @@ pub fn prepare_tapbak(
         sha256: sha256(&[raw]),
         raw: raw.to_vec(),
         source: String::new(),
+        received_at: None,
         entries,
         leaves,
     };
@@ -227,6 +228,7 @@ impl Backup for BackupService {
                 sha256: sha256(&[&r.backup]),
                 raw: r.backup,
                 source: String::new(),
+                received_at: None,
                 entries: Vec::new(),
                 leaves: Vec::new(),
             };
@@ -304,12 +306,11 @@ impl Backup for BackupService {
         drop(conn);
         let mut rows = Vec::with_capacity(r.addresses.len());
         for (i, s) in r.addresses.iter().enumerate() {
-            let s = s.trim();
-            let a = Address::decode(s)
+            let (network, row) = address_row(s)
                 .map_err(|e| Status::invalid_argument(format!("address {i}: {e}")))?;
-            let net = network_name(a.network);
+            let net = network_name(network);
             if let Some(w) = want {
-                if a.network != w {
+                if network != w {
                     return Err(Status::invalid_argument(format!(
                         "address {i} is a {net} address, not {}",
                         network_name(w)
@@ -330,22 +331,7 @@ impl Backup for BackupService {
                     )));
                 }
             }
-            rows.push(sb::AddressRow {
-                // The canonical (lower-case) form is the identity.
-                encoded: a
-                    .encode()
-                    .map_err(|e| Status::invalid_argument(format!("address {i}: {e}")))?,
-                network: net.to_string(),
-                version: a.version,
-                asset_version: a.asset_version,
-                asset_id: a.asset_id,
-                group_key: a.group_key.map(|g| g.0),
-                script_key: a.script_key.0,
-                internal_key: a.internal_key.0,
-                tapscript_sibling: a.tapscript_sibling.as_ref().map(|s| s.encode()),
-                amount: a.amount,
-                proof_courier_addr: a.proof_courier_addr.clone(),
-            });
+            rows.push(row);
         }
         let news = sb::insert_addresses(&self.db, t, &rows)
             .await
@@ -375,66 +361,47 @@ impl Backup for BackupService {
                 r.leaves.len()
             )));
         }
-        let mut leaves: Vec<(u8, &[u8])> = Vec::with_capacity(r.leaves.len());
+        if r.label.len() > 256 {
+            return Err(Status::invalid_argument("label is over 256 bytes"));
+        }
         let mut enc = Vec::new();
         for (i, l) in r.leaves.iter().enumerate() {
-            let v = u8::try_from(l.leaf_version)
-                .ok()
-                .filter(|v| v & 1 == 0)
-                .ok_or_else(|| {
-                    Status::invalid_argument(format!(
-                        "leaf {i}: leaf version {:#x} is not a valid tapscript leaf version (even, < 0x100)",
-                        l.leaf_version
-                    ))
-                })?;
-            leaves.push((v, &l.script));
+            let v = u8::try_from(l.leaf_version).map_err(|_| {
+                Status::invalid_argument(format!(
+                    "leaf {i}: leaf version {:#x} is over 0xff",
+                    l.leaf_version
+                ))
+            })?;
             enc.push(v);
             tapvault_codec::tlv::write_var_bytes(&mut enc, &l.script);
         }
-        let root = tapvault_verify::taproot::assemble_tapscript_root(&leaves)
-            .ok_or_else(|| Status::invalid_argument("empty tree"))?;
-        let claimed: [u8; 32] = r.root_hash.as_slice().try_into().map_err(|_| {
+        let root_hash: [u8; 32] = r.root_hash.as_slice().try_into().map_err(|_| {
             Status::invalid_argument(format!(
                 "root_hash must be 32 bytes, got {}",
                 r.root_hash.len()
             ))
         })?;
-        if root != claimed {
-            return Err(Status::invalid_argument(format!(
-                "the leaves hash to root {}, not the claimed root {}",
-                hex::encode(root),
-                hex::encode(claimed)
-            )));
-        }
         let raw_key = if r.raw_key.is_empty() {
             None
         } else {
-            let rk = tapvault_codec::PubKey::from_slice(&r.raw_key)
-                .ok()
-                .and_then(|k| k.to_secp().map(|s| (k, s)))
-                .ok_or_else(|| Status::invalid_argument("raw_key is not a valid 33-byte key"))?;
-            let out = tapvault_verify::taproot::taproot_output_key(&rk.1, Some(&root))
-                .ok_or_else(|| Status::invalid_argument("raw_key cannot be tweaked"))?;
-            if tapvault_verify::taproot::x_only(&out) != kx {
-                return Err(Status::invalid_argument(format!(
-                    "raw_key tweaked with root {} gives {}, not key {}",
-                    hex::encode(root),
-                    hex::encode(tapvault_verify::taproot::x_only(&out)),
-                    hex::encode(kx)
-                )));
-            }
-            Some(rk.0 .0)
+            Some(
+                tapvault_codec::PubKey::from_slice(&r.raw_key)
+                    .ok()
+                    .filter(|k| !k.is_zero())
+                    .ok_or_else(|| Status::invalid_argument("raw_key is not a valid 33-byte key"))?
+                    .0,
+            )
         };
-        if r.label.len() > 256 {
-            return Err(Status::invalid_argument("label is over 256 bytes"));
-        }
         let row = sb::TapscriptRow {
             key_x: kx,
             raw_key,
-            root_hash: root,
+            root_hash,
             leaves: enc,
             label: r.label,
+            received_at: None,
         };
+        check_tapscript(&row).map_err(Status::invalid_argument)?;
+        let root = row.root_hash;
         let new = sb::insert_tapscript(&self.db, t, &row)
             .await
             .map_err(store_err)?;
@@ -799,6 +766,73 @@ impl Backup for BackupService {
             newest_opaque_backup: opaque.as_ref().map(|(i, _)| backup_info_pb(i)),
         }))
     }
+}
+
+/// Checks a tapscript tree: valid leaf versions, the leaves hash to the
+/// claimed root, and (with a raw key) the raw key tweaked by the root is
+/// the tree's key.
+pub fn check_tapscript(row: &sb::TapscriptRow) -> Result<(), String> {
+    let leaves = decode_leaves(&row.leaves).map_err(|e| format!("leaves: {e}"))?;
+    if leaves.is_empty() {
+        return Err("a tapscript tree needs at least one leaf".into());
+    }
+    let mut refs: Vec<(u8, &[u8])> = Vec::with_capacity(leaves.len());
+    for (i, l) in leaves.iter().enumerate() {
+        let v = l.leaf_version as u8;
+        if v & 1 != 0 {
+            return Err(format!(
+                "leaf {i}: leaf version {v:#x} is not a valid tapscript leaf version (must be even)"
+            ));
+        }
+        refs.push((v, &l.script));
+    }
+    let root = tapvault_verify::taproot::assemble_tapscript_root(&refs)
+        .ok_or_else(|| "empty tree".to_string())?;
+    if root != row.root_hash {
+        return Err(format!(
+            "the leaves hash to root {}, not the claimed root {}",
+            hex::encode(root),
+            hex::encode(row.root_hash)
+        ));
+    }
+    if let Some(rk) = &row.raw_key {
+        let pk = tapvault_codec::PubKey(*rk)
+            .to_secp()
+            .ok_or_else(|| "raw_key is not a valid key".to_string())?;
+        let out = tapvault_verify::taproot::taproot_output_key(&pk, Some(&root))
+            .ok_or_else(|| "raw_key cannot be tweaked".to_string())?;
+        let x = tapvault_verify::taproot::x_only(&out);
+        if x != row.key_x {
+            return Err(format!(
+                "raw_key tweaked with root {} gives {}, not key {}",
+                hex::encode(root),
+                hex::encode(x),
+                hex::encode(row.key_x)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and validates a TAP address string into its stored row.
+pub fn address_row(s: &str) -> Result<(AddressNetwork, sb::AddressRow), String> {
+    let a = Address::decode(s.trim()).map_err(|e| e.to_string())?;
+    let row = sb::AddressRow {
+        // The canonical (lower-case) form is the identity.
+        encoded: a.encode().map_err(|e| e.to_string())?,
+        network: network_name(a.network).to_string(),
+        version: a.version,
+        asset_version: a.asset_version,
+        asset_id: a.asset_id,
+        group_key: a.group_key.map(|g| g.0),
+        script_key: a.script_key.0,
+        internal_key: a.internal_key.0,
+        tapscript_sibling: a.tapscript_sibling.as_ref().map(|s| s.encode()),
+        amount: a.amount,
+        proof_courier_addr: a.proof_courier_addr.clone(),
+        received_at: None,
+    };
+    Ok((a.network, row))
 }
 
 /// Stored leaves `(u8 version ‖ BigSize len ‖ script)*` back to messages.

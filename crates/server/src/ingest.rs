@@ -103,6 +103,7 @@ pub fn new_leaf(rp: &RawProof) -> NewLeaf {
         block_hash: bitcoin::hashes::Hash::to_byte_array(p.block_header.block_hash()),
         asset_name: p.asset.genesis.tag_lossy(),
         prev_leaf_key,
+        received_at: None,
     }
 }
 

@@ -6,7 +6,7 @@ use crate::db::{Db, StoreError};
 use crate::universe::{insert_leaves_tx, type_from_code, InsertResult, NewLeaf};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tapvault_codec::ProofType;
 
 fn arr<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
@@ -42,6 +42,8 @@ pub struct NewBackup {
     pub sha256: [u8; 32],
     pub raw: Vec<u8>,
     pub source: String,
+    /// Unix microseconds; `None` = now (set only by imports).
+    pub received_at: Option<i64>,
     pub entries: Vec<EntryRow>,
     /// Proofs the blob carries, verified, to file as universe leaves.
     pub leaves: Vec<NewLeaf>,
@@ -62,11 +64,22 @@ pub async fn insert_backup(
     b: &NewBackup,
 ) -> Result<BackupStored, StoreError> {
     let mut tx = db.pool.begin().await?;
+    let out = insert_backup_tx(&mut tx, db, tenant, b).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub async fn insert_backup_tx(
+    tx: &mut Transaction<'static, Postgres>,
+    db: &Db,
+    tenant: i64,
+    b: &NewBackup,
+) -> Result<BackupStored, StoreError> {
     let existing: Option<i64> =
         sqlx::query_scalar("SELECT id FROM wallet_backups WHERE tenant_id = $1 AND sha256 = $2")
             .bind(tenant)
             .bind(&b.sha256[..])
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
     if let Some(id) = existing {
         return Ok(BackupStored {
@@ -76,8 +89,10 @@ pub async fn insert_backup(
         });
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO wallet_backups (tenant_id, kind, version, sha256, raw, asset_count, source)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO wallet_backups (tenant_id, kind, version, sha256, raw, asset_count, source,
+            received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE(to_timestamp($8::FLOAT8 / 1e6), now()))
+         RETURNING id",
     )
     .bind(tenant)
     .bind(b.kind)
@@ -86,7 +101,8 @@ pub async fn insert_backup(
     .bind(&b.raw)
     .bind(b.entries.len() as i32)
     .bind(&b.source)
-    .fetch_one(&mut *tx)
+    .bind(b.received_at)
+    .fetch_one(&mut **tx)
     .await?;
     for (pos, e) in b.entries.iter().enumerate() {
         sqlx::query(
@@ -115,11 +131,10 @@ pub async fn insert_backup(
         .bind(e.internal_key_family.map(|v| v as i32))
         .bind(e.internal_key_index.map(|v| v as i32))
         .bind(e.proofs)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    let leaves = insert_leaves_tx(&mut tx, db, tenant, &b.leaves).await?;
-    tx.commit().await?;
+    let leaves = insert_leaves_tx(tx, db, tenant, &b.leaves).await?;
     Ok(BackupStored {
         id,
         duplicate: false,
@@ -264,6 +279,8 @@ pub struct AddressRow {
     pub tapscript_sibling: Option<Vec<u8>>,
     pub amount: u64,
     pub proof_courier_addr: String,
+    /// Unix microseconds; on insert `None` = now.
+    pub received_at: Option<i64>,
 }
 
 /// Stores addresses (all or none); returns, per address, whether it was new.
@@ -273,13 +290,24 @@ pub async fn insert_addresses(
     rows: &[AddressRow],
 ) -> Result<Vec<bool>, StoreError> {
     let mut tx = db.pool.begin().await?;
+    let out = insert_addresses_tx(&mut tx, tenant, rows).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub async fn insert_addresses_tx(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
+    rows: &[AddressRow],
+) -> Result<Vec<bool>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
     for a in rows {
         let n = sqlx::query(
             "INSERT INTO addresses (tenant_id, encoded, network, version, asset_version,
                 asset_id, group_key, script_key, script_key_x, internal_key, internal_key_x,
-                tapscript_sibling, amount, proof_courier_addr)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+                tapscript_sibling, amount, proof_courier_addr, received_at)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,
+                COALESCE(to_timestamp($15::FLOAT8 / 1e6), now()))
              ON CONFLICT (tenant_id, encoded) DO NOTHING",
         )
         .bind(tenant)
@@ -296,12 +324,12 @@ pub async fn insert_addresses(
         .bind(a.tapscript_sibling.clone())
         .bind(a.amount as i64)
         .bind(&a.proof_courier_addr)
-        .execute(&mut *tx)
+        .bind(a.received_at)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         out.push(n == 1);
     }
-    tx.commit().await?;
     Ok(out)
 }
 
@@ -316,7 +344,8 @@ pub async fn list_addresses(
 ) -> Result<Vec<AddressRow>, StoreError> {
     sqlx::query(
         "SELECT encoded, network, version, asset_version, asset_id, group_key, script_key,
-            internal_key, tapscript_sibling, amount, proof_courier_addr
+            internal_key, tapscript_sibling, amount, proof_courier_addr,
+            (extract(epoch FROM received_at) * 1e6)::BIGINT
          FROM addresses WHERE tenant_id = $1
            AND ($2::BYTEA IS NULL OR script_key_x = $2 OR internal_key_x = $2)
          ORDER BY id OFFSET $3 LIMIT $4",
@@ -341,6 +370,7 @@ pub async fn list_addresses(
             tapscript_sibling: r.get(8),
             amount: r.get::<i64, _>(9) as u64,
             proof_courier_addr: r.get(10),
+            received_at: r.get(11),
         })
     })
     .collect()
@@ -355,6 +385,8 @@ pub struct TapscriptRow {
     /// `(u8 leaf version ‖ BigSize len ‖ script)*`, in assembly order.
     pub leaves: Vec<u8>,
     pub label: String,
+    /// Unix microseconds; on insert `None` = now.
+    pub received_at: Option<i64>,
 }
 
 impl TapscriptRow {
@@ -369,9 +401,19 @@ impl TapscriptRow {
 
 /// Stores a tree; `false` if the same tree was already stored for the key.
 pub async fn insert_tapscript(db: &Db, tenant: i64, t: &TapscriptRow) -> Result<bool, StoreError> {
+    let mut conn = db.pool.acquire().await?;
+    insert_tapscript_conn(&mut conn, tenant, t).await
+}
+
+pub async fn insert_tapscript_conn(
+    conn: &mut PgConnection,
+    tenant: i64,
+    t: &TapscriptRow,
+) -> Result<bool, StoreError> {
     let n = sqlx::query(
-        "INSERT INTO tapscripts (tenant_id, key_x, raw_key, root_hash, leaves, content_hash, label)
-         VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (tenant_id, key_x, content_hash) DO NOTHING",
+        "INSERT INTO tapscripts (tenant_id, key_x, raw_key, root_hash, leaves, content_hash, label,
+            received_at)
+         VALUES ($1,$2,$3,$4,$5,$6,$7, COALESCE(to_timestamp($8::FLOAT8 / 1e6), now())) ON CONFLICT (tenant_id, key_x, content_hash) DO NOTHING",
     )
     .bind(tenant)
     .bind(&t.key_x[..])
@@ -380,7 +422,8 @@ pub async fn insert_tapscript(db: &Db, tenant: i64, t: &TapscriptRow) -> Result<
     .bind(&t.leaves)
     .bind(&t.content_hash()[..])
     .bind(&t.label)
-    .execute(&db.pool)
+    .bind(t.received_at)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(n == 1)
@@ -394,7 +437,8 @@ pub async fn list_tapscripts(
     limit: i64,
 ) -> Result<Vec<TapscriptRow>, StoreError> {
     sqlx::query(
-        "SELECT key_x, raw_key, root_hash, leaves, label FROM tapscripts
+        "SELECT key_x, raw_key, root_hash, leaves, label,
+            (extract(epoch FROM received_at) * 1e6)::BIGINT FROM tapscripts
          WHERE tenant_id = $1 AND ($2::BYTEA IS NULL OR key_x = $2)
          ORDER BY id OFFSET $3 LIMIT $4",
     )
@@ -412,6 +456,7 @@ pub async fn list_tapscripts(
             root_hash: arr(r.get(2))?,
             leaves: r.get(3),
             label: r.get(4),
+            received_at: r.get(5),
         })
     })
     .collect()
@@ -628,10 +673,14 @@ pub async fn holdings(conn: &mut PgConnection, tenant: i64) -> Result<Holdings, 
     })
 }
 
-/// Every stored proof version of the tenant in insertion order (for export).
-pub async fn all_proofs(conn: &mut PgConnection, tenant: i64) -> Result<Vec<Vec<u8>>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT p.raw FROM universe_leaves l
+/// Every stored proof version of the tenant in insertion order, with when
+/// it was received (unix microseconds), for export.
+pub async fn all_proofs(
+    conn: &mut PgConnection,
+    tenant: i64,
+) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT p.raw, (extract(epoch FROM l.inserted_at) * 1e6)::BIGINT FROM universe_leaves l
          JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          WHERE l.tenant_id = $1 ORDER BY l.id",
     )
@@ -640,22 +689,19 @@ pub async fn all_proofs(conn: &mut PgConnection, tenant: i64) -> Result<Vec<Vec<
     .await?)
 }
 
-/// Every backup blob of the tenant, oldest first, with kind and source.
+/// Every backup blob of the tenant, oldest first: kind, source, bytes,
+/// received (unix microseconds).
 pub async fn all_backups(
     conn: &mut PgConnection,
     tenant: i64,
-) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
-    Ok(
-        sqlx::query(
-            "SELECT kind, source, raw FROM wallet_backups WHERE tenant_id = $1 ORDER BY id",
-        )
-        .bind(tenant)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect(),
+) -> Result<Vec<(String, String, Vec<u8>, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT kind, source, raw, (extract(epoch FROM received_at) * 1e6)::BIGINT
+         FROM wallet_backups WHERE tenant_id = $1 ORDER BY id",
     )
+    .bind(tenant)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// A proof chain rebuilt from stored leaves.

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod db;
+pub mod export;
 pub mod tree;
 pub mod universe;
 

@@ -46,6 +46,9 @@ pub struct NewLeaf {
     pub asset_name: String,
     /// Leaf key of the primary previous output (transfers only).
     pub prev_leaf_key: Option<[u8; 32]>,
+    /// When it was first received (unix microseconds); `None` = now. Set
+    /// only by imports, which keep the original times.
+    pub received_at: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,8 +260,9 @@ async fn insert_one(
         "WITH p AS (INSERT INTO proofs (tenant_id, hash, raw) VALUES ($1, $6, $19) ON CONFLICT DO NOTHING)
          INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version, proof_hash,
             asset_id, group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
-            leaf_node_hash, block_height, block_hash, asset_name)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) RETURNING id",
+            leaf_node_hash, block_height, block_hash, asset_name, inserted_at)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,
+            COALESCE(to_timestamp($20::FLOAT8 / 1e6), now())) RETURNING id",
     )
     .bind(tenant)
     .bind(&leaf.universe_id[..])
@@ -279,6 +283,7 @@ async fn insert_one(
     .bind(&leaf.block_hash[..])
     .bind(&leaf.asset_name)
     .bind(&leaf.raw)
+    .bind(leaf.received_at)
     .fetch_one(&mut **tx)
     .await?;
 

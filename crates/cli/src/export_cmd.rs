@@ -1,0 +1,164 @@
+//! `tapvault export` / `tapvault import`: one self-describing, checksummed
+//! file with everything a tenant holds. Import verifies every item before
+//! it writes anything, then writes all of it in one transaction.
+
+use crate::admin_cmd::{with_db, StoreArgs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use tapvault_server::backup_svc::{address_row, check_tapscript, prepare_tapbak};
+use tapvault_server::ingest::{prepare, VerifyLevel};
+use tapvault_store::export::{self, Export, Prepared};
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The tenant to export.
+    #[arg(long)]
+    pub tenant: String,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The export file.
+    pub file: PathBuf,
+    /// Import into this tenant (default: the one named in the file).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Import into a tenant that already holds data (items already there
+    /// are skipped).
+    #[arg(long)]
+    pub merge: bool,
+    /// How much to verify: full, no-header.
+    #[arg(long, default_value = "full")]
+    pub verify: VerifyLevel,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+async fn tenant_id(db: &tapvault_store::Db, name: &str) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?)
+}
+
+pub async fn export(a: ExportArgs) -> Result<()> {
+    with_db(&a.store, async |db, _| {
+        let id = tenant_id(db, &a.tenant)
+            .await?
+            .with_context(|| format!("no tenant {:?}", a.tenant))?;
+        // One snapshot, so the file is consistent even while pushes land.
+        let mut tx = db.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let ex = export::read_tenant(&mut tx, id, &a.tenant).await?;
+        tx.commit().await?;
+        let bytes = ex.encode();
+        let tmp = a.out.with_extension("partial");
+        std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &a.out)?;
+        eprintln!(
+            "exported tenant {:?}: {} proofs, {} wallet backups, {} addresses, {} tapscript trees ({} bytes) to {}",
+            a.tenant,
+            ex.proofs.len(),
+            ex.backups.len(),
+            ex.addresses.len(),
+            ex.tapscripts.len(),
+            bytes.len(),
+            a.out.display()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Verifies everything in an export; what to write.
+pub fn prepare_import(ex: &Export, level: VerifyLevel) -> Result<Prepared> {
+    let mut leaves = Vec::with_capacity(ex.proofs.len());
+    for (i, p) in ex.proofs.iter().enumerate() {
+        let (_, mut leaf) =
+            prepare(&p.raw, level).map_err(|s| anyhow::anyhow!("proof {i}: {}", s.message()))?;
+        leaf.received_at = Some(p.received_at);
+        leaves.push(leaf);
+    }
+    let mut backups = Vec::with_capacity(ex.backups.len());
+    for (i, b) in ex.backups.iter().enumerate() {
+        let mut nb = if b.kind == "opaque" {
+            tapvault_store::backup::NewBackup {
+                kind: "opaque",
+                version: None,
+                sha256: tapvault_codec::primitives::sha256(&[&b.raw]),
+                raw: b.raw.clone(),
+                source: String::new(),
+                received_at: None,
+                entries: Vec::new(),
+                leaves: Vec::new(),
+            }
+        } else {
+            prepare_tapbak(&b.raw, level)
+                .map_err(|s| anyhow::anyhow!("wallet backup {i}: {}", s.message()))?
+                .1
+        };
+        nb.source = b.source.clone();
+        nb.received_at = Some(b.received_at);
+        backups.push(nb);
+    }
+    let mut addresses = Vec::with_capacity(ex.addresses.len());
+    for (i, (s, at)) in ex.addresses.iter().enumerate() {
+        let (_, mut row) = address_row(s).map_err(|e| anyhow::anyhow!("address {i}: {e}"))?;
+        row.received_at = Some(*at);
+        addresses.push(row);
+    }
+    for (i, t) in ex.tapscripts.iter().enumerate() {
+        check_tapscript(t).map_err(|e| anyhow::anyhow!("tapscript tree {i}: {e}"))?;
+    }
+    Ok(Prepared {
+        leaves,
+        backups,
+        addresses,
+        tapscripts: ex.tapscripts.clone(),
+    })
+}
+
+pub async fn import(a: ImportArgs) -> Result<()> {
+    if a.verify == VerifyLevel::DecodeOnly {
+        bail!("import always verifies: use --verify full or no-header");
+    }
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let ex = Export::decode(&bytes).with_context(|| format!("reading {}", a.file.display()))?;
+    let name = match &a.tenant {
+        Some(t) => t.clone(),
+        None => ex.manifest["tenant"]
+            .as_str()
+            .context("the file names no tenant: give --tenant")?
+            .to_string(),
+    };
+    let level = a.verify;
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare_import(&ex, level).map(|p| (p, ex))).await??;
+    let (prepared, ex) = prepared;
+    with_db(&a.store, async |db, _| {
+        let id = tapvault_store::db::ensure_tenant(&db.pool, &name).await?;
+        let mut conn = db.pool.acquire().await?;
+        if !a.merge && !export::tenant_is_empty(&mut conn, id).await? {
+            bail!("tenant {name:?} already holds data: import into an empty tenant, or pass --merge");
+        }
+        drop(conn);
+        export::write_tenant(db, id, &prepared).await?;
+        eprintln!(
+            "imported into tenant {name:?}: {} proofs, {} wallet backups, {} addresses, {} tapscript trees",
+            ex.proofs.len(),
+            ex.backups.len(),
+            ex.addresses.len(),
+            ex.tapscripts.len()
+        );
+        Ok(())
+    })
+    .await
+}

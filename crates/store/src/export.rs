@@ -1,0 +1,289 @@
+//! One file with everything a tenant holds (`tapvault export` / `import`):
+//! for moving servers or cold storage.
+//!
+//! Layout: `"TVEXPORT" ‖ u32 BE format version ‖ records ‖ SHA-256 of all
+//! before`. A record is `BigSize kind ‖ BigSize length ‖ payload`; kind 0
+//! (first, once) is a JSON manifest, so the file says what it is. Proofs
+//! keep their insertion order, so importing reproduces leaf versions.
+
+use crate::backup::{self as sb, TapscriptRow};
+use crate::db::{Db, StoreError};
+use crate::universe::{insert_leaves_tx, NewLeaf};
+use sqlx::PgConnection;
+use tapvault_codec::primitives::sha256;
+use tapvault_codec::tlv::{write_bigsize, write_var_bytes, Reader};
+
+pub const MAGIC: [u8; 8] = *b"TVEXPORT";
+pub const FORMAT_VERSION: u32 = 1;
+
+const KIND_MANIFEST: u64 = 0;
+const KIND_PROOF: u64 = 1;
+const KIND_BACKUP: u64 = 2;
+const KIND_ADDRESS: u64 = 3;
+const KIND_TAPSCRIPT: u64 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("not a tapvault export (bad magic)")]
+    BadMagic,
+    #[error("unsupported export format version {0} (this build reads {FORMAT_VERSION})")]
+    Version(u32),
+    #[error("checksum mismatch: the export file is corrupted or was altered")]
+    Checksum,
+    #[error("malformed export: {0}")]
+    Malformed(String),
+}
+
+/// A stored backup blob as exported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportedBackup {
+    /// "tapbak" or "opaque".
+    pub kind: String,
+    pub source: String,
+    pub raw: Vec<u8>,
+    /// Unix microseconds.
+    pub received_at: i64,
+}
+
+/// A proof version as exported: its bytes and when it was received (unix
+/// microseconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportedProof {
+    pub raw: Vec<u8>,
+    pub received_at: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Export {
+    pub manifest: serde_json::Value,
+    pub proofs: Vec<ExportedProof>,
+    pub backups: Vec<ExportedBackup>,
+    /// Address string and when it was received (unix microseconds).
+    pub addresses: Vec<(String, i64)>,
+    pub tapscripts: Vec<TapscriptRow>,
+}
+
+fn record(out: &mut Vec<u8>, kind: u64, payload: &[u8]) {
+    write_bigsize(out, kind);
+    write_var_bytes(out, payload);
+}
+
+impl Export {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+        record(
+            &mut out,
+            KIND_MANIFEST,
+            self.manifest.to_string().as_bytes(),
+        );
+        for p in &self.proofs {
+            let mut v = p.received_at.to_be_bytes().to_vec();
+            v.extend_from_slice(&p.raw);
+            record(&mut out, KIND_PROOF, &v);
+        }
+        for b in &self.backups {
+            let mut v = vec![u8::from(b.kind == "opaque")];
+            v.extend_from_slice(&b.received_at.to_be_bytes());
+            write_var_bytes(&mut v, b.source.as_bytes());
+            v.extend_from_slice(&b.raw);
+            record(&mut out, KIND_BACKUP, &v);
+        }
+        for (a, at) in &self.addresses {
+            let mut v = at.to_be_bytes().to_vec();
+            v.extend_from_slice(a.as_bytes());
+            record(&mut out, KIND_ADDRESS, &v);
+        }
+        for t in &self.tapscripts {
+            let mut v = t.key_x.to_vec();
+            write_var_bytes(&mut v, t.raw_key.as_ref().map(|k| &k[..]).unwrap_or(&[]));
+            v.extend_from_slice(&t.root_hash);
+            write_var_bytes(&mut v, &t.leaves);
+            v.extend_from_slice(&t.received_at.unwrap_or(0).to_be_bytes());
+            v.extend_from_slice(t.label.as_bytes());
+            record(&mut out, KIND_TAPSCRIPT, &v);
+        }
+        let sum = sha256(&[&out]);
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Export, ExportError> {
+        if !b.starts_with(&MAGIC) {
+            return Err(ExportError::BadMagic);
+        }
+        if b.len() < MAGIC.len() + 4 + 32 {
+            return Err(ExportError::Malformed("file is truncated".into()));
+        }
+        let (body, sum) = b.split_at(b.len() - 32);
+        if sha256(&[body]) != sum {
+            return Err(ExportError::Checksum);
+        }
+        let m = |e: tapvault_codec::DecodeError| ExportError::Malformed(e.to_string());
+        let mut r = Reader::new(&body[MAGIC.len()..]);
+        let v = r.u32_be().map_err(m)?;
+        if v != FORMAT_VERSION {
+            return Err(ExportError::Version(v));
+        }
+        let mut ex = Export::default();
+        let mut first = true;
+        while !r.is_empty() {
+            let kind = r.bigsize().map_err(m)?;
+            let payload = r.var_bytes(u64::MAX).map_err(m)?;
+            if first != (kind == KIND_MANIFEST) {
+                return Err(ExportError::Malformed(
+                    "the manifest must be the first record, once".into(),
+                ));
+            }
+            first = false;
+            let utf8 = |p: &[u8], what: &str| {
+                String::from_utf8(p.to_vec())
+                    .map_err(|_| ExportError::Malformed(format!("{what} is not UTF-8")))
+            };
+            match kind {
+                KIND_MANIFEST => {
+                    ex.manifest = serde_json::from_slice(payload)
+                        .map_err(|e| ExportError::Malformed(format!("manifest is not JSON: {e}")))?
+                }
+                KIND_PROOF => {
+                    let mut pr = Reader::new(payload);
+                    let received_at = pr.u64_be().map_err(m)? as i64;
+                    ex.proofs.push(ExportedProof {
+                        received_at,
+                        raw: pr.take(pr.remaining() as u64).map_err(m)?.to_vec(),
+                    });
+                }
+                KIND_BACKUP => {
+                    let mut pr = Reader::new(payload);
+                    let opaque = pr.u8().map_err(m)?;
+                    let received_at = pr.u64_be().map_err(m)? as i64;
+                    let source = utf8(pr.var_bytes(4096).map_err(m)?, "backup source")?;
+                    let raw = pr.take(pr.remaining() as u64).map_err(m)?.to_vec();
+                    ex.backups.push(ExportedBackup {
+                        kind: if opaque == 1 { "opaque" } else { "tapbak" }.into(),
+                        source,
+                        raw,
+                        received_at,
+                    });
+                }
+                KIND_ADDRESS => {
+                    let mut pr = Reader::new(payload);
+                    let at = pr.u64_be().map_err(m)? as i64;
+                    let a = utf8(pr.take(pr.remaining() as u64).map_err(m)?, "address")?;
+                    ex.addresses.push((a, at));
+                }
+                KIND_TAPSCRIPT => {
+                    let mut pr = Reader::new(payload);
+                    let key_x = pr.array::<32>().map_err(m)?;
+                    let rk = pr.var_bytes(33).map_err(m)?;
+                    let raw_key = match rk.len() {
+                        0 => None,
+                        33 => Some(rk.try_into().unwrap_or([0; 33])),
+                        n => return Err(ExportError::Malformed(format!("raw key of {n} bytes"))),
+                    };
+                    let root_hash = pr.array::<32>().map_err(m)?;
+                    let leaves = pr.var_bytes(u64::MAX).map_err(m)?.to_vec();
+                    let received_at = Some(pr.u64_be().map_err(m)? as i64);
+                    let label = utf8(pr.take(pr.remaining() as u64).map_err(m)?, "label")?;
+                    ex.tapscripts.push(TapscriptRow {
+                        key_x,
+                        raw_key,
+                        root_hash,
+                        leaves,
+                        label,
+                        received_at,
+                    });
+                }
+                k => return Err(ExportError::Malformed(format!("unknown record kind {k}"))),
+            }
+        }
+        if first {
+            return Err(ExportError::Malformed("no manifest".into()));
+        }
+        Ok(ex)
+    }
+}
+
+/// Reads everything tenant `tenant` (named `name`) holds.
+pub async fn read_tenant(
+    conn: &mut PgConnection,
+    tenant: i64,
+    name: &str,
+) -> Result<Export, StoreError> {
+    let proofs = sb::all_proofs(conn, tenant)
+        .await?
+        .into_iter()
+        .map(|(raw, received_at)| ExportedProof { raw, received_at })
+        .collect::<Vec<_>>();
+    let backups = sb::all_backups(conn, tenant)
+        .await?
+        .into_iter()
+        .map(|(kind, source, raw, received_at)| ExportedBackup {
+            kind,
+            source,
+            raw,
+            received_at,
+        })
+        .collect::<Vec<_>>();
+    let addresses = sb::list_addresses(conn, tenant, None, 0, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|a| (a.encoded, a.received_at.unwrap_or(0)))
+        .collect::<Vec<_>>();
+    let tapscripts = sb::list_tapscripts(conn, tenant, None, 0, i64::MAX).await?;
+    let manifest = serde_json::json!({
+        "format": "tapvault-export",
+        "format_version": FORMAT_VERSION,
+        "tenant": name,
+        "tapvault_version": env!("CARGO_PKG_VERSION"),
+        "proofs": proofs.len(),
+        "wallet_backups": backups.len(),
+        "addresses": addresses.len(),
+        "tapscripts": tapscripts.len(),
+    });
+    Ok(Export {
+        manifest,
+        proofs,
+        backups,
+        addresses,
+        tapscripts,
+    })
+}
+
+/// Everything of an export, already verified, ready to write.
+pub struct Prepared {
+    /// One per proof, in the export's order.
+    pub leaves: Vec<NewLeaf>,
+    pub backups: Vec<sb::NewBackup>,
+    pub addresses: Vec<sb::AddressRow>,
+    pub tapscripts: Vec<TapscriptRow>,
+}
+
+/// Whether the tenant holds anything yet.
+pub async fn tenant_is_empty(conn: &mut PgConnection, tenant: i64) -> Result<bool, StoreError> {
+    let h = sb::holdings(conn, tenant).await?;
+    Ok(h.proofs == 0
+        && h.backups == 0
+        && h.opaque_backups == 0
+        && h.addresses == 0
+        && h.tapscripts == 0)
+}
+
+/// Writes a prepared import in one transaction: all of it or nothing.
+pub async fn write_tenant(db: &Db, tenant: i64, p: &Prepared) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    // One leaf per call, as live ingestion files them: versions come out
+    // the same.
+    for l in &p.leaves {
+        insert_leaves_tx(&mut tx, db, tenant, std::slice::from_ref(l)).await?;
+    }
+    for b in &p.backups {
+        sb::insert_backup_tx(&mut tx, db, tenant, b).await?;
+    }
+    sb::insert_addresses_tx(&mut tx, tenant, &p.addresses).await?;
+    for t in &p.tapscripts {
+        sb::insert_tapscript_conn(&mut tx, tenant, t).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
