@@ -5,6 +5,7 @@ mod export_cmd;
 mod input;
 mod mssmt_cmd;
 mod proof_cmd;
+mod push_cmd;
 mod recover_cmd;
 mod remote;
 mod serve_cmd;
@@ -39,6 +40,9 @@ enum Cmd {
     /// Rebuild a TAPBAK that tapd imports, proof files, addresses and
     /// tapscript trees from the server; verify everything; report gaps.
     Recover(recover_cmd::RecoverArgs),
+    /// Push a wallet backup, addresses or a proof file to a server.
+    #[command(subcommand)]
+    Push(push_cmd::PushCmd),
     /// Write everything a tenant holds to one verified, checksummed file.
     Export(export_cmd::ExportArgs),
     /// Load an export file into a tenant (verifies everything first).
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(serve_cmd::run(a))?;
         }
+        Cmd::Push(c) => tokio::runtime::Runtime::new()?.block_on(push_cmd::run(c))?,
         Cmd::Export(a) => tokio::runtime::Runtime::new()?.block_on(export_cmd::export(a))?,
         Cmd::Import(a) => tokio::runtime::Runtime::new()?.block_on(export_cmd::import(a))?,
         Cmd::Recover(a) => {

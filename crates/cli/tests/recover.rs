@@ -279,16 +279,23 @@ async fn recover_rebuilds_an_importable_backup_with_the_newest_chains() {
     // Bob's tenant holds only a proofless backup and the tip proof: the gap
     // is reported and the exit status says so.
     let bob = f.token("bob", "push read").await;
-    let (mut bb, mut bu) = f.clients(&bob);
+    let (_, mut bu) = f.clients(&bob);
     let mut only_tip = blobs::tapbak_from_chain(&chain, VERSION_OPTIMISTIC);
     only_tip.assets = vec![only_tip.assets[2].clone()];
-    bb.push_wallet_backup(v1::PushWalletBackupRequest {
-        backup: only_tip.encode(),
-        opaque: false,
-        source: String::new(),
-    })
-    .await
-    .unwrap();
+    // Pushed with the CLI, as an operator would push `tapcli assets backup
+    // export` output.
+    let blob_file = f.dir.join("bob.tapbak");
+    std::fs::write(&blob_file, only_tip.encode()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args(["push", "wallet-backup"])
+        .arg(&blob_file)
+        .args(["--server", &f.addr(), "--server-cert"])
+        .arg(f.cert())
+        .env("TAPVAULT_TOKEN", &bob)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 assets"));
     bu.insert_proof(courier(&chain[2])).await.unwrap();
     let o = recover(&f.addr(), &f.cert(), &bob, &f.dir.join("bob"), &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
