@@ -37,7 +37,7 @@ fn read(p: &PathBuf) -> Result<Vec<u8>> {
     // tapcli writes some files as hex text.
     let t = String::from_utf8_lossy(&b);
     let t = t.trim();
-    if !t.is_empty() && t.len() % 2 == 0 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if !t.is_empty() && t.len().is_multiple_of(2) && t.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Ok(hex::decode(t)?);
     }
     Ok(b)
