@@ -13,16 +13,20 @@ pub fn wire_dir() -> PathBuf {
 }
 
 pub fn ensure_npm_deps() {
-    let dir = wire_dir();
-    if dir.join("node_modules/@lightningpolar/tapd-api").is_dir() {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm is needed for the wire tests");
-    assert!(st.success(), "npm ci in tests/wire failed");
+    // Tests of this binary run in parallel: one `npm ci` at a time.
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let dir = wire_dir();
+        if dir.join("node_modules/@lightningpolar/tapd-api").is_dir() {
+            return;
+        }
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is needed for the wire tests");
+        assert!(st.success(), "npm ci in tests/wire failed");
+    });
 }
 
 async fn run_node(s: &TestServer, mode: &str, token: Option<&str>) -> (bool, String) {
