@@ -1,6 +1,7 @@
 //! The `tapvault` binary.
 
 mod admin_cmd;
+mod agent_cmd;
 mod export_cmd;
 mod input;
 mod mssmt_cmd;
@@ -28,6 +29,9 @@ struct Cli {
 enum Cmd {
     /// Run the tapvault server (universe RPC over gRPC, health/metrics over HTTP).
     Serve(serve_cmd::ServeArgs),
+    /// Run next to tapd: relay its universe calls with the node's token,
+    /// push what tapd never pushes. `agent status` shows how it is doing.
+    Agent(agent_cmd::AgentCmd),
     /// Issue and revoke access tokens.
     #[command(subcommand)]
     Token(admin_cmd::TokenCmd),
@@ -99,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(serve_cmd::run(a))?;
         }
+        Cmd::Agent(c) => tokio::runtime::Runtime::new()?.block_on(agent_cmd::run(c))?,
         Cmd::Push(c) => tokio::runtime::Runtime::new()?.block_on(push_cmd::run(c))?,
         Cmd::Export(a) => tokio::runtime::Runtime::new()?.block_on(export_cmd::export(a))?,
         Cmd::Import(a) => tokio::runtime::Runtime::new()?.block_on(export_cmd::import(a))?,

@@ -10,7 +10,7 @@ use tapvault_server::client::{self, BackupClient, Trust, UniverseClient};
 pub struct RemoteArgs {
     /// The tapvault server's gRPC address (host:port).
     #[arg(long, env = "TAPVAULT_SERVER")]
-    pub server: String,
+    pub server: Option<String>,
     /// The server's certificate (its data dir's tls.cert), pinned: only
     /// this exact certificate is accepted.
     #[arg(
@@ -35,6 +35,12 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
+    pub fn server(&self) -> Result<&str> {
+        self.server
+            .as_deref()
+            .context("the server's address is needed: --server HOST:PORT (or TAPVAULT_SERVER)")
+    }
+
     pub fn trust(&self) -> Result<Trust> {
         match (&self.server_cert, &self.server_fingerprint, self.plaintext) {
             (Some(p), None, false) => Trust::from_cert_file(p),
@@ -61,7 +67,7 @@ impl RemoteArgs {
     }
 
     pub fn clients(&self) -> Result<(BackupClient, UniverseClient)> {
-        let ch = client::channel(&self.server, &self.trust()?)?;
+        let ch = client::channel(self.server()?, &self.trust()?)?;
         client::clients(ch, self.token()?.as_deref())
     }
 }

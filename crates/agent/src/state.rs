@@ -1,0 +1,161 @@
+//! What the agent has pushed, kept in a JSON file in its data dir so a
+//! restart pushes only what changed. Written atomically (temp file, fsync,
+//! rename) after every change.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pushed {
+    /// SHA-256 of what was pushed, hex.
+    pub sha256: String,
+    /// Unix seconds.
+    pub pushed_at: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Failure {
+    pub at: i64,
+    pub what: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RelayStats {
+    pub calls_ok: u64,
+    pub calls_failed: u64,
+    pub pushes_ok: u64,
+    pub last_ok_at: i64,
+    pub last_error: Option<Failure>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub ok: bool,
+    /// Items tapd had that are not on the server after this run.
+    pub pending: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The newest wallet backup pushed.
+    pub wallet_backup: Option<Pushed>,
+    /// tapd has no wallet backup RPC (before v0.8).
+    pub wallet_backup_unsupported: bool,
+    /// Address string → when pushed.
+    pub addresses: BTreeMap<String, i64>,
+    /// "txid:vout/scriptkey" → the proof file pushed for that output.
+    pub proofs: BTreeMap<String, Pushed>,
+    pub relay: RelayStats,
+    pub last_run: Option<RunInfo>,
+    /// Last successful collection (unix seconds).
+    pub last_ok_run_at: i64,
+    /// The most recent failures, newest last (at most 20).
+    pub failures: Vec<Failure>,
+}
+
+/// The state and its file; every mutation is saved before it returns.
+pub struct StateStore {
+    path: PathBuf,
+    state: Mutex<State>,
+    /// Changed in memory since the last save (relay counters).
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("agent-state.json");
+        let exists = path.exists();
+        let state = Self::read(&path)?;
+        let store = StateStore {
+            path,
+            state: Mutex::new(state),
+            dirty: Default::default(),
+        };
+        if !exists {
+            // Fail early on an unwritable dir, and let `status` find it.
+            store.update(|_| ())?;
+        }
+        Ok(store)
+    }
+
+    pub fn read(path: &Path) -> Result<State> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .with_context(|| format!("{} is not a valid agent state file", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn get(&self) -> State {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Applies `f` and saves.
+    pub fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let mut g = self
+            .state
+            .lock()
+            .map_err(|_| anyhow::anyhow!("agent state lock poisoned"))?;
+        let out = f(&mut g);
+        let bytes = serde_json::to_vec_pretty(&*g)?;
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("replacing {}", self.path.display()))?;
+        Ok(out)
+    }
+
+    /// Applies `f` in memory only; [`StateStore::flush`] saves it. For
+    /// counters updated on every relayed call, which must not cost an fsync.
+    pub fn update_volatile(&self, f: impl FnOnce(&mut State)) {
+        if let Ok(mut g) = self.state.lock() {
+            f(&mut g);
+            self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Saves if something changed in memory since the last save.
+    pub fn flush(&self) -> Result<()> {
+        if self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.update(|_| ())?;
+        }
+        Ok(())
+    }
+
+    pub fn record_failure(&self, what: &str, error: &str) {
+        tracing::warn!("{what}: {error}");
+        let _ = self.update(|s| {
+            s.failures.push(Failure {
+                at: now(),
+                what: what.into(),
+                error: error.into(),
+            });
+            let n = s.failures.len();
+            if n > 20 {
+                s.failures.drain(..n - 20);
+            }
+        });
+    }
+}

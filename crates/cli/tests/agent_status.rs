@@ -1,0 +1,58 @@
+//! `tapvault agent status` reads the agent's state file.
+
+use std::process::Command;
+use tapvault_agent::state::{now, Pushed, RunInfo, StateStore};
+
+#[test]
+fn status_reports_pushes_failures_and_lag() {
+    let dir = std::env::temp_dir().join(format!("tapvault-agent-status-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let st = StateStore::open(&dir).unwrap();
+    st.update(|s| {
+        s.wallet_backup = Some(Pushed {
+            sha256: "ab".repeat(32),
+            pushed_at: now() - 30,
+        });
+        s.addresses.insert("taprt1…".into(), now() - 10);
+        s.addresses.insert("taprt1x…".into(), now() - 5);
+        s.relay.calls_ok = 5;
+        s.relay.pushes_ok = 2;
+        s.last_run = Some(RunInfo {
+            started_at: now() - 3,
+            finished_at: now() - 2,
+            ok: false,
+            pending: 1,
+            error: Some("server: Unavailable".into()),
+        });
+    })
+    .unwrap();
+    st.record_failure(
+        "push proof x:0/02ab",
+        "server: Unavailable: connection refused",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args(["agent", "status", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "wallet backup: pushed 30s ago",
+        "addresses: 2 pushed, newest 5s ago",
+        "proof files: 0 outputs pushed",
+        "relay: 5 calls ok (2 pushes), 0 failed",
+        "FAILED), 1 items pending; lag behind tapd: last complete collection never",
+        "failure 0s ago: push proof x:0/02ab: server: Unavailable: connection refused",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args(["agent", "status", "--data-dir"])
+        .arg(dir.join("nope"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no agent state"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
