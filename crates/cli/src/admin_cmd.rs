@@ -1,10 +1,13 @@
-//! `tapvault token …` and `tapvault tenant …`: run on the server machine,
-//! against the same data dir (signing keys) and database as `serve`.
+//! `tapvault token …` and `tapvault tenant …`: on the server machine,
+//! against the same data dir (signing keys) and database as `serve`; or,
+//! with `--server`, from anywhere over the Admin API with an `admin` token.
 
+use crate::remote::{status_msg, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tapvault_server::auth::{self, Keys, Scope};
+use tapvault_server::proto::tapvault_v1 as v1;
 use tapvault_server::ServeConfig;
 
 #[derive(Args, Debug)]
@@ -31,12 +34,29 @@ pub enum TokenCmd {
         ttl: String,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Revoke a token by its id (jti); effective on the next request.
     Revoke {
         jti: String,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List tokens (id, tenant, scopes, expiry; never the tokens themselves).
+    List {
+        /// Only this tenant's (over the API: default the caller's).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Include revoked and expired tokens.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -47,12 +67,30 @@ pub enum TenantCmd {
         name: String,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List tenants.
     List {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+}
+
+fn admin(remote: &RemoteArgs) -> Result<tapvault_server::client::AdminClient> {
+    let ch = tapvault_server::client::channel(remote.server()?, &remote.trust()?)?;
+    tapvault_server::client::admin_client(ch, remote.token()?.as_deref())
+}
+
+fn print_token_row(t: &v1::TokenInfo) {
+    let state = if t.revoked_at != 0 {
+        format!("revoked at {}", t.revoked_at)
+    } else {
+        format!("expires at {}", t.expires_at)
+    };
+    println!("{}\t{}\t{}\t{state}", t.jti, t.tenant, t.scopes.join(","));
 }
 
 pub fn parse_ttl(s: &str) -> Result<u64> {
@@ -105,9 +143,30 @@ pub async fn token(cmd: TokenCmd) -> Result<()> {
             scope,
             ttl,
             store,
+            remote,
         } => {
             let scopes = Scope::parse_list(&scope).map_err(anyhow::Error::msg)?;
             let ttl = parse_ttl(&ttl)?;
+            if remote.server.is_some() {
+                let r = admin(&remote)?
+                    .issue_token(v1::IssueTokenRequest {
+                        tenant,
+                        scopes: scopes.iter().map(|s| s.as_str().to_string()).collect(),
+                        ttl_seconds: ttl,
+                    })
+                    .await
+                    .map_err(|s| status_msg("issuing the token", s))?
+                    .into_inner();
+                eprintln!(
+                    "jti {} for tenant {} (scope: {}), expires at unix {}",
+                    r.jti,
+                    r.tenant,
+                    r.scopes.join(" "),
+                    r.expires_at
+                );
+                println!("{}", r.token);
+                return Ok(());
+            }
             with_db(&store, async |db, c| {
                 let keys = Keys::ed25519_in(&c.data_dir)?;
                 let (token, claims) = auth::issue(db, &keys, &tenant, &scopes, ttl).await?;
@@ -120,12 +179,54 @@ pub async fn token(cmd: TokenCmd) -> Result<()> {
             })
             .await
         }
-        TokenCmd::Revoke { jti, store } => {
+        TokenCmd::Revoke { jti, store, remote } => {
+            if remote.server.is_some() {
+                admin(&remote)?
+                    .revoke_token(v1::RevokeTokenRequest { jti: jti.clone() })
+                    .await
+                    .map_err(|s| status_msg("revoking the token", s))?;
+                println!("revoked {jti}");
+                return Ok(());
+            }
             with_db(&store, async |db, _| {
-                if !auth::revoke(db, &jti).await? {
+                if !auth::revoke(db, &jti, None).await? {
                     bail!("no active token with jti {jti}");
                 }
                 println!("revoked {jti}");
+                Ok(())
+            })
+            .await
+        }
+        TokenCmd::List {
+            tenant,
+            all,
+            store,
+            remote,
+        } => {
+            if remote.server.is_some() {
+                let r = admin(&remote)?
+                    .list_tokens(v1::ListTokensRequest {
+                        tenant: tenant.unwrap_or_default(),
+                        include_inactive: all,
+                    })
+                    .await
+                    .map_err(|s| status_msg("listing tokens", s))?
+                    .into_inner();
+                r.tokens.iter().for_each(print_token_row);
+                return Ok(());
+            }
+            with_db(&store, async |db, _| {
+                let tid = match &tenant {
+                    Some(t) => Some(
+                        auth::tenant_id(db, t)
+                            .await?
+                            .with_context(|| format!("unknown tenant {t:?}"))?,
+                    ),
+                    None => None,
+                };
+                for t in auth::list_tokens(db, tid, all).await? {
+                    print_token_row(&tapvault_server::admin_svc::token_pb(t));
+                }
                 Ok(())
             })
             .await
@@ -135,34 +236,46 @@ pub async fn token(cmd: TokenCmd) -> Result<()> {
 
 pub async fn tenant(cmd: TenantCmd) -> Result<()> {
     match cmd {
-        TenantCmd::Add { name, store } => {
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                bail!("tenant names are 1-64 characters of [A-Za-z0-9-_.]");
+        TenantCmd::Add {
+            name,
+            store,
+            remote,
+        } => {
+            auth::check_tenant_name(&name).map_err(anyhow::Error::msg)?;
+            if remote.server.is_some() {
+                let r = admin(&remote)?
+                    .add_tenant(v1::AddTenantRequest { name })
+                    .await
+                    .map_err(|s| status_msg("adding the tenant", s))?
+                    .into_inner();
+                println!("tenant {} (id {})", r.name, r.id);
+                return Ok(());
             }
             with_db(&store, async |db, _| {
-                let id = tapvault_store::db::ensure_tenant(&db.pool, &name).await?;
+                let (id, _) = auth::add_tenant(db, &name).await?;
                 println!("tenant {name} (id {id})");
                 Ok(())
             })
             .await
         }
-        TenantCmd::List { store } => {
-            with_db(&store, async |db, _| {
-                let rows: Vec<(i64, String)> =
-                    sqlx::query_as("SELECT id, name FROM tenants ORDER BY id")
-                        .fetch_all(&db.pool)
-                        .await?;
-                for (id, name) in rows {
-                    println!("{id}\t{name}");
-                }
-                Ok(())
-            })
-            .await
+        TenantCmd::List { store, remote } => {
+            let rows = if remote.server.is_some() {
+                admin(&remote)?
+                    .list_tenants(v1::ListTenantsRequest {})
+                    .await
+                    .map_err(|s| status_msg("listing tenants", s))?
+                    .into_inner()
+                    .tenants
+                    .into_iter()
+                    .map(|t| (t.id, t.name, t.active_tokens as i64))
+                    .collect()
+            } else {
+                with_db(&store, async |db, _| auth::list_tenants(db).await).await?
+            };
+            for (id, name, n) in rows {
+                println!("{id}\t{name}\t{n} active tokens");
+            }
+            Ok(())
         }
     }
 }

@@ -9,7 +9,7 @@ use tapvault_server::{ServeConfig, VerifyLevel};
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// TOML file with any of: data_dir, grpc_listen, http_listen,
-    /// database_url, tls, tls_names, verify. Flags and env win over it.
+    /// database_url, tls, tls_names, verify, auth, operator_tenant. Flags and env win over it.
     #[arg(long, env = "TAPVAULT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where keys, the TLS certificate and (without a database URL) the
@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// e.g. `10.8.0.0/24=alice` (repeatable; for servers inside a VPN).
     #[arg(long = "trust-network", value_parser = parse_trusted)]
     pub trust_network: Vec<tapvault_server::auth::TrustedNetwork>,
+    /// The tenant whose `admin` tokens manage every tenant and token over
+    /// the Admin API (other tenants' admins manage only their own tokens).
+    #[arg(long, env = "TAPVAULT_OPERATOR_TENANT")]
+    pub operator_tenant: Option<String>,
 }
 
 fn parse_trusted(s: &str) -> Result<tapvault_server::auth::TrustedNetwork, String> {
@@ -59,6 +63,7 @@ struct FileConfig {
     tls_names: Option<Vec<String>>,
     verify: Option<VerifyLevel>,
     auth: Option<bool>,
+    operator_tenant: Option<String>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -99,6 +104,7 @@ pub fn config(a: ServeArgs) -> Result<ServeConfig> {
     }
     c.auth = !a.no_auth && file.auth.unwrap_or(true);
     c.trusted_networks = a.trust_network;
+    c.operator_tenant = a.operator_tenant.or(file.operator_tenant);
     Ok(c)
 }
 

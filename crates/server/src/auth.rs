@@ -171,14 +171,103 @@ pub async fn issue(
     Ok((token, claims))
 }
 
-pub async fn revoke(db: &Db, jti: &str) -> Result<bool> {
-    let n =
-        sqlx::query("UPDATE tokens SET revoked_at = now() WHERE jti = $1 AND revoked_at IS NULL")
-            .bind(jti)
-            .execute(&db.pool)
-            .await?
-            .rows_affected();
+/// Revokes an active token; with `tenant`, only one of that tenant's.
+/// False when there is no such unrevoked token.
+pub async fn revoke(db: &Db, jti: &str, tenant: Option<i64>) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE tokens SET revoked_at = now()
+         WHERE jti = $1 AND revoked_at IS NULL AND ($2::BIGINT IS NULL OR tenant_id = $2)",
+    )
+    .bind(jti)
+    .bind(tenant)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
     Ok(n == 1)
+}
+
+/// Tenant names: 1-64 characters of `[A-Za-z0-9-_.]` (they appear in
+/// tokens, logs and file names).
+pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "bad tenant name {name:?}: use 1-64 characters of [A-Za-z0-9-_.]"
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a tenant if absent: (id, whether it existed).
+pub async fn add_tenant(db: &Db, name: &str) -> Result<(i64, bool)> {
+    check_tenant_name(name).map_err(anyhow::Error::msg)?;
+    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?;
+    if let Some(id) = existing {
+        return Ok((id, true));
+    }
+    Ok((
+        tapvault_store::db::ensure_tenant(&db.pool, name).await?,
+        false,
+    ))
+}
+
+pub async fn tenant_id(db: &Db, name: &str) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?)
+}
+
+/// (id, name, active tokens) of every tenant.
+pub async fn list_tenants(db: &Db) -> Result<Vec<(i64, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT tn.id, tn.name, count(t.jti)
+         FROM tenants tn LEFT JOIN tokens t ON t.tenant_id = tn.id
+              AND t.revoked_at IS NULL AND t.expires_at > now()
+         GROUP BY tn.id, tn.name ORDER BY tn.id",
+    )
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// A recorded token (the token itself is never stored).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TokenRow {
+    pub jti: String,
+    pub tenant: String,
+    pub scopes: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Tokens of one tenant (or all), newest first.
+pub async fn list_tokens(
+    db: &Db,
+    tenant: Option<i64>,
+    include_inactive: bool,
+) -> Result<Vec<TokenRow>> {
+    Ok(sqlx::query_as(
+        "SELECT t.jti, tn.name AS tenant, t.scopes,
+                extract(epoch FROM t.issued_at)::BIGINT AS issued_at,
+                extract(epoch FROM t.expires_at)::BIGINT AS expires_at,
+                extract(epoch FROM t.revoked_at)::BIGINT AS revoked_at
+         FROM tokens t JOIN tenants tn ON tn.id = t.tenant_id
+         WHERE ($1::BIGINT IS NULL OR t.tenant_id = $1)
+           AND ($2 OR (t.revoked_at IS NULL AND t.expires_at > now()))
+         ORDER BY t.issued_at DESC, t.jti",
+    )
+    .bind(tenant)
+    .bind(include_inactive)
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 /// Who a request acts as.
@@ -186,6 +275,8 @@ pub async fn revoke(db: &Db, jti: &str) -> Result<bool> {
 pub struct Principal {
     pub tenant: i64,
     pub scopes: Vec<Scope>,
+    /// Acts for the operator tenant: may manage every tenant.
+    pub operator: bool,
 }
 
 /// A network range whose credential-less calls act as one tenant.
@@ -263,6 +354,8 @@ pub enum AuthMode {
 pub struct Authenticator {
     pub db: Db,
     pub mode: AuthMode,
+    /// The tenant whose admin tokens manage all tenants.
+    pub operator: Option<i64>,
 }
 
 fn unauth(msg: impl Into<String>) -> Status {
@@ -283,6 +376,7 @@ impl Authenticator {
                 return Ok(Principal {
                     tenant: *tenant,
                     scopes: vec![Scope::Push, Scope::Read, Scope::Admin],
+                    operator: true,
                 })
             }
             AuthMode::On { keys, trusted } => (keys, trusted),
@@ -296,6 +390,7 @@ impl Authenticator {
                         return Ok(Principal {
                             tenant: *tid,
                             scopes: vec![Scope::Push, Scope::Read],
+                            operator: false,
                         });
                     }
                 }
@@ -341,6 +436,7 @@ impl Authenticator {
         Ok(Principal {
             tenant: tid,
             scopes,
+            operator: self.operator == Some(tid),
         })
     }
 

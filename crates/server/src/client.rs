@@ -192,3 +192,16 @@ pub fn clients(ch: Channel, token: Option<&str>) -> Result<(BackupClient, Univer
             .max_encoding_message_size(crate::MAX_MESSAGE_BYTES),
     ))
 }
+
+pub type AdminClient = crate::proto::tapvault_v1::admin_client::AdminClient<
+    tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+>;
+
+pub fn admin_client(ch: Channel, token: Option<&str>) -> Result<AdminClient> {
+    Ok(
+        crate::proto::tapvault_v1::admin_client::AdminClient::with_interceptor(
+            ch,
+            Bearer::new(token)?,
+        ),
+    )
+}

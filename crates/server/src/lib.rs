@@ -4,6 +4,7 @@
 //! tapvault's server: the tapd-compatible `universerpc.Universe` service
 //! over gRPC (TLS by default), plus an HTTP port with health and metrics.
 
+pub mod admin_svc;
 pub mod auth;
 pub mod backup_svc;
 pub mod client;
@@ -70,6 +71,8 @@ pub struct ServeConfig {
     pub jwt_hs256_secret: Option<Vec<u8>>,
     /// Credential-less universe calls from these ranges act as a tenant.
     pub trusted_networks: Vec<auth::TrustedNetwork>,
+    /// The tenant whose admin tokens manage every tenant over the API.
+    pub operator_tenant: Option<String>,
     pub max_db_connections: u32,
 }
 
@@ -87,6 +90,7 @@ impl ServeConfig {
             default_tenant: Some("default".into()),
             jwt_hs256_secret: None,
             trusted_networks: Vec::new(),
+            operator_tenant: None,
             max_db_connections: 16,
         }
     }
@@ -171,11 +175,20 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (db, cluster) = open_db(&cfg).await?;
+    let keys = match &cfg.jwt_hs256_secret {
+        Some(s) => auth::Keys::hs256(s)?,
+        None => auth::Keys::ed25519_in(&cfg.data_dir)?,
+    };
+    let operator = match &cfg.operator_tenant {
+        Some(name) => Some(auth::tenant_id(&db, name).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--operator-tenant names unknown tenant {name:?} (add it with `tapvault tenant add`)"
+            )
+        })?),
+        None => None,
+    };
     let mode = if cfg.auth {
-        let keys = match &cfg.jwt_hs256_secret {
-            Some(s) => auth::Keys::hs256(s)?,
-            None => auth::Keys::ed25519_in(&cfg.data_dir)?,
-        };
+        let keys = keys.clone();
         let mut trusted = Vec::new();
         for n in &cfg.trusted_networks {
             let tid: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
@@ -207,6 +220,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     let authenticator = Arc::new(auth::Authenticator {
         db: db.clone(),
         mode,
+        operator,
     });
     let default_tenant = None;
     let metrics = Arc::new(Metrics::default());
@@ -267,6 +281,10 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     health_reporter
         .set_serving::<proto::tapvault_v1::backup_server::BackupServer<backup_svc::BackupService>>()
         .await;
+    let admin = proto::tapvault_v1::admin_server::AdminServer::new(admin_svc::AdminService {
+        db: db.clone(),
+        keys,
+    });
     let router = builder
         .layer(auth::AuthLayer {
             auth: authenticator.clone(),
@@ -274,7 +292,8 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(universe)
-        .add_service(backup);
+        .add_service(backup)
+        .add_service(admin);
     // TCP_NODELAY: without it small gRPC replies wait out delayed ACKs (~40 ms).
     let incoming = tonic::transport::server::TcpIncoming::from_listener(grpc_listener, true, None)
         .map_err(|e| anyhow::anyhow!("gRPC listener: {e}"))?;

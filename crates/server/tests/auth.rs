@@ -153,7 +153,7 @@ async fn every_rejection_says_why() {
         .fetch_one(&s.running().db.pool)
         .await
         .unwrap();
-    assert!(tapvault_server::auth::revoke(&s.running().db, &jti)
+    assert!(tapvault_server::auth::revoke(&s.running().db, &jti, None)
         .await
         .unwrap());
     let e = info_err(&mut c, Some(&tok)).await;

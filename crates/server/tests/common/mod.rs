@@ -47,6 +47,16 @@ impl TestServer {
         tenants: &[&str],
         tls: bool,
     ) -> TestServer {
+        Self::start_auth_full(trusted, tenants, tls, None).await
+    }
+
+    /// With an operator tenant (whose admins manage every tenant).
+    pub async fn start_auth_full(
+        trusted: Vec<tapvault_server::auth::TrustedNetwork>,
+        tenants: &[&str],
+        tls: bool,
+        operator: Option<&str>,
+    ) -> TestServer {
         let tdb = testdb::create().await;
         for t in tenants {
             tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
@@ -60,6 +70,7 @@ impl TestServer {
         cfg.database_url = Some(tdb.url.clone());
         cfg.tls = tls;
         cfg.trusted_networks = trusted;
+        cfg.operator_tenant = operator.map(String::from);
         let running = tapvault_server::start(cfg).await.expect("server starts");
         TestServer {
             running: Some(running),

@@ -1,0 +1,175 @@
+//! The `tapvault.v1.Admin` service: tenants and tokens over the API (the
+//! auth layer has already required the `admin` scope). A tenant's admin
+//! manages its own tokens; the operator tenant's admins manage everyone.
+
+use crate::auth::{self, Keys, Principal, Scope};
+use crate::proto::tapvault_v1::{self as pb, admin_server::Admin};
+use tapvault_store::Db;
+use tonic::{Request, Response, Status};
+
+/// The longest token lifetime the API issues.
+pub const MAX_TTL_SECS: u64 = 10 * 366 * 86400;
+
+pub struct AdminService {
+    pub db: Db,
+    pub keys: Keys,
+}
+
+fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing credentials"))
+}
+
+fn internal(e: anyhow::Error) -> Status {
+    tracing::error!("admin: {e:#}");
+    Status::internal(format!("{e:#}"))
+}
+
+const OPERATOR_ONLY: &str =
+    "only the operator tenant's admin tokens (serve --operator-tenant) manage other tenants";
+
+impl AdminService {
+    /// The tenant a call names (empty: the caller's), if the caller may
+    /// manage it.
+    async fn target(&self, p: &Principal, name: &str) -> Result<(i64, String), Status> {
+        if name.is_empty() {
+            let own: Option<String> = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+                .bind(p.tenant)
+                .fetch_optional(&self.db.pool)
+                .await
+                .map_err(|e| internal(e.into()))?;
+            let own =
+                own.ok_or_else(|| Status::permission_denied("the caller's tenant is gone"))?;
+            return Ok((p.tenant, own));
+        }
+        let id = auth::tenant_id(&self.db, name).await.map_err(internal)?;
+        match id {
+            Some(id) if id == p.tenant || p.operator => Ok((id, name.to_string())),
+            // Whether another tenant exists is not a tenant admin's business.
+            _ if !p.operator => Err(Status::permission_denied(OPERATOR_ONLY)),
+            _ => Err(Status::not_found(format!(
+                "unknown tenant {name:?} (add it with AddTenant)"
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn add_tenant(
+        &self,
+        req: Request<pb::AddTenantRequest>,
+    ) -> Result<Response<pb::AddTenantResponse>, Status> {
+        let p = principal(&req)?;
+        if !p.operator {
+            return Err(Status::permission_denied(OPERATOR_ONLY));
+        }
+        let name = req.into_inner().name;
+        auth::check_tenant_name(&name).map_err(Status::invalid_argument)?;
+        let (id, existed) = auth::add_tenant(&self.db, &name).await.map_err(internal)?;
+        if !existed {
+            tracing::info!("tenant {name:?} added over the API");
+        }
+        Ok(Response::new(pb::AddTenantResponse { id, name, existed }))
+    }
+
+    async fn list_tenants(
+        &self,
+        req: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let p = principal(&req)?;
+        let rows = auth::list_tenants(&self.db).await.map_err(internal)?;
+        let tenants = rows
+            .into_iter()
+            .filter(|(id, _, _)| p.operator || *id == p.tenant)
+            .map(|(id, name, n)| pb::TenantInfo {
+                id,
+                name,
+                active_tokens: n.try_into().unwrap_or(u32::MAX),
+            })
+            .collect();
+        Ok(Response::new(pb::ListTenantsResponse { tenants }))
+    }
+
+    async fn issue_token(
+        &self,
+        req: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let scopes = Scope::parse_list(&r.scopes.join(",")).map_err(Status::invalid_argument)?;
+        if r.ttl_seconds == 0 || r.ttl_seconds > MAX_TTL_SECS {
+            return Err(Status::invalid_argument(format!(
+                "ttl_seconds must be between 1 and {MAX_TTL_SECS} (ten years), got {}",
+                r.ttl_seconds
+            )));
+        }
+        let (_, tenant) = self.target(&p, &r.tenant).await?;
+        let (token, claims) = auth::issue(&self.db, &self.keys, &tenant, &scopes, r.ttl_seconds)
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            "token {} issued over the API for tenant {tenant:?} ({})",
+            claims.jti,
+            claims.scope
+        );
+        Ok(Response::new(pb::IssueTokenResponse {
+            token,
+            jti: claims.jti,
+            tenant,
+            scopes: scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            expires_at: claims.exp as i64,
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        req: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let (tid, _) = self.target(&p, &r.tenant).await?;
+        let rows = auth::list_tokens(&self.db, Some(tid), r.include_inactive)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: rows.into_iter().map(token_pb).collect(),
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let p = principal(&req)?;
+        let jti = req.into_inner().jti;
+        if jti.is_empty() {
+            return Err(Status::invalid_argument("jti is required"));
+        }
+        let scope = (!p.operator).then_some(p.tenant);
+        if !auth::revoke(&self.db, &jti, scope)
+            .await
+            .map_err(internal)?
+        {
+            return Err(Status::not_found(format!(
+                "no active token with jti {jti}{}",
+                if p.operator { "" } else { " in your tenant" }
+            )));
+        }
+        tracing::info!("token {jti} revoked over the API");
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+}
+
+pub fn token_pb(t: auth::TokenRow) -> pb::TokenInfo {
+    pb::TokenInfo {
+        jti: t.jti,
+        tenant: t.tenant,
+        scopes: t.scopes.split(' ').map(String::from).collect(),
+        issued_at: t.issued_at,
+        expires_at: t.expires_at,
+        revoked_at: t.revoked_at.unwrap_or(0),
+    }
+}
