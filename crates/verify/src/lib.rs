@@ -414,10 +414,55 @@ fn check_group_key(p: &Proof) -> Result<Option<String>, VerifyError> {
             }
             Ok(None)
         }
-        tapvault_codec::GroupKeyReveal::V1 { .. } => Ok(Some(
-            "V1 group key reveal is not verified offline yet".into(),
-        )),
+        tapvault_codec::GroupKeyReveal::V1 { .. } => {
+            let q = group_key_v1(reveal, &p.asset.id())?;
+            if q.serialize() != group_key.0 {
+                return gk(format!(
+                    "reveal derives {}, the asset has {}",
+                    hex::encode(q.serialize()),
+                    group_key
+                ));
+            }
+            Ok(None)
+        }
     }
+}
+
+/// The group key a V1 reveal derives for the genesis asset `asset_id`: the
+/// revealed tapscript root must be the one recomputed from the asset ID (and
+/// the custom subtree, if any), and the key is the internal key tweaked by it.
+pub fn group_key_v1(
+    reveal: &tapvault_codec::GroupKeyReveal,
+    asset_id: &[u8; 32],
+) -> Result<bitcoin::secp256k1::PublicKey, VerifyError> {
+    let tapvault_codec::GroupKeyReveal::V1 {
+        version,
+        internal_key,
+        tapscript_root,
+        custom_subtree_root,
+    } = reveal
+    else {
+        return Err(VerifyError::GroupKey("not a V1 reveal".into()));
+    };
+    // tapd reads an all-zero custom root as "none".
+    let custom = custom_subtree_root.as_ref().filter(|r| **r != [0u8; 32]);
+    let root = taproot::group_key_v1_root(*version, asset_id, custom).ok_or_else(|| {
+        VerifyError::GroupKey(format!(
+            "unknown non-spendable leaf version {version} (1 = OP_RETURN, 2 = Pedersen)"
+        ))
+    })?;
+    if root != *tapscript_root {
+        return Err(VerifyError::GroupKey(format!(
+            "revealed tapscript root {} is not the one the asset ID commits to ({})",
+            hex::encode(tapscript_root),
+            hex::encode(root)
+        )));
+    }
+    let internal = internal_key
+        .to_secp()
+        .ok_or_else(|| VerifyError::GroupKey("internal key is not a valid point".into()))?;
+    taproot::taproot_output_key(&internal, Some(&root))
+        .ok_or_else(|| VerifyError::GroupKey("taproot tweak failed".into()))
 }
 
 /// Verifies a whole proof file: every proof, then the chain between them.

@@ -183,3 +183,108 @@ mod assemble_tests {
         assert_eq!(assemble_tapscript_root(&[]), None);
     }
 }
+
+/// lnd's `TaprootNUMSKey` (H): a point nobody knows the discrete log of.
+pub const NUMS_H: [u8; 33] = [
+    0x02, 0xdc, 0xa0, 0x94, 0x75, 0x11, 0x09, 0xd0, 0xbd, 0x05, 0x5d, 0x03, 0x56, 0x58, 0x74, 0xe8,
+    0x27, 0x6d, 0xd5, 0x3e, 0x92, 0x6b, 0x44, 0xe3, 0xbd, 0x1b, 0xb6, 0xbf, 0x4b, 0xc1, 0x30, 0xa2,
+    0x79,
+];
+
+/// The secp256k1 group order n, big-endian.
+const ORDER_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
+
+/// `m mod n` for a 32-byte big-endian m (m < 2n, so one subtraction).
+fn reduce_mod_n(m: &[u8; 32]) -> [u8; 32] {
+    if m.as_slice() < ORDER_N.as_slice() {
+        return *m;
+    }
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = m[i] as i16 - ORDER_N[i] as i16 - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = (d + (borrow << 8)) as u8;
+    }
+    out
+}
+
+/// The unblinded Pedersen commitment `msg·G + H` (just H for a zero msg,
+/// the identity plus H).
+pub fn pedersen_commit(msg: &[u8; 32]) -> Option<PublicKey> {
+    let h = PublicKey::from_slice(&NUMS_H).ok()?;
+    let m = reduce_mod_n(msg);
+    if m == [0u8; 32] {
+        return Some(h);
+    }
+    let mg = bitcoin::secp256k1::SecretKey::from_slice(&m)
+        .ok()?
+        .public_key(secp());
+    mg.combine(&h).ok()
+}
+
+/// The key of a Pedersen non-spend leaf: the commitment C turned into an
+/// xpub (key C, chain code x(C)) and derived at the unhardened path 0/0, so
+/// hardware wallets can describe the leaf.
+pub fn pedersen_leaf_key(msg: &[u8; 32]) -> Option<PublicKey> {
+    use bitcoin::bip32::{ChainCode, ChildNumber, Fingerprint, Xpub};
+    let c = pedersen_commit(msg)?;
+    let xpub = Xpub {
+        network: bitcoin::NetworkKind::Main,
+        depth: 3,
+        parent_fingerprint: Fingerprint::default(),
+        child_number: ChildNumber::Normal { index: 0 },
+        public_key: c,
+        chain_code: ChainCode::from(x_only(&c)),
+    };
+    let zero = ChildNumber::Normal { index: 0 };
+    Some(xpub.derive_pub(secp(), &[zero, zero]).ok()?.public_key)
+}
+
+/// Group key reveal V1 non-spendable leaf versions.
+pub const NON_SPEND_OP_RETURN: u8 = 1;
+pub const NON_SPEND_PEDERSEN: u8 = 2;
+
+/// The script of a non-spendable leaf carrying `data` (an asset ID, or none):
+/// version 1 `OP_RETURN [<data>]`, version 2 `<x(K)> OP_CHECKSIG` with K
+/// from [`pedersen_leaf_key`]. `None` for an unknown version.
+pub fn non_spend_leaf_script(version: u8, data: Option<&[u8; 32]>) -> Option<Vec<u8>> {
+    match version {
+        NON_SPEND_OP_RETURN => {
+            let mut s = vec![0x6a];
+            if let Some(d) = data {
+                s.push(0x20);
+                s.extend_from_slice(d);
+            }
+            Some(s)
+        }
+        NON_SPEND_PEDERSEN => {
+            let k = pedersen_leaf_key(data.unwrap_or(&[0u8; 32]))?;
+            let mut s = vec![0x20];
+            s.extend_from_slice(&x_only(&k));
+            s.push(0xac);
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+/// The tapscript root a V1 group key commits to: the asset-ID leaf alone,
+/// or, with a custom subtree, `Branch(idLeaf, Branch(emptyLeaf, custom))`.
+pub fn group_key_v1_root(
+    version: u8,
+    asset_id: &[u8; 32],
+    custom_subtree_root: Option<&[u8; 32]>,
+) -> Option<[u8; 32]> {
+    let id_leaf = tap_leaf(0xc0, &non_spend_leaf_script(version, Some(asset_id))?);
+    Some(match custom_subtree_root {
+        None => id_leaf,
+        Some(custom) => {
+            let empty = tap_leaf(0xc0, &non_spend_leaf_script(version, None)?);
+            tap_branch(&id_leaf, &tap_branch(&empty, custom))
+        }
+    })
+}
