@@ -151,39 +151,6 @@ pub fn assemble_tapscript_root(leaves: &[(u8, &[u8])]) -> Option<[u8; 32]> {
     branches.pop_front()
 }
 
-#[cfg(test)]
-mod assemble_tests {
-    use super::*;
-
-    #[test]
-    fn shapes_match_the_pairing_rule() {
-        let s: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x51, i]).collect();
-        let l: Vec<[u8; 32]> = s.iter().map(|x| tap_leaf(0xc0, x)).collect();
-        let leaves: Vec<(u8, &[u8])> = s.iter().map(|x| (0xc0, x.as_slice())).collect();
-        assert_eq!(assemble_tapscript_root(&leaves[..1]), Some(l[0]));
-        assert_eq!(
-            assemble_tapscript_root(&leaves[..2]),
-            Some(tap_branch(&l[0], &l[1]))
-        );
-        // Odd count: the last leaf joins the last pair.
-        assert_eq!(
-            assemble_tapscript_root(&leaves[..3]),
-            Some(tap_branch(&tap_branch(&l[0], &l[1]), &l[2]))
-        );
-        let b01 = tap_branch(&l[0], &l[1]);
-        let b23 = tap_branch(&l[2], &l[3]);
-        assert_eq!(
-            assemble_tapscript_root(&leaves[..4]),
-            Some(tap_branch(&b01, &b23))
-        );
-        assert_eq!(
-            assemble_tapscript_root(&leaves),
-            Some(tap_branch(&b01, &tap_branch(&b23, &l[4])))
-        );
-        assert_eq!(assemble_tapscript_root(&[]), None);
-    }
-}
-
 /// lnd's `TaprootNUMSKey` (H): a point nobody knows the discrete log of.
 pub const NUMS_H: [u8; 33] = [
     0x02, 0xdc, 0xa0, 0x94, 0x75, 0x11, 0x09, 0xd0, 0xbd, 0x05, 0x5d, 0x03, 0x56, 0x58, 0x74, 0xe8,
@@ -287,4 +254,54 @@ pub fn group_key_v1_root(
             tap_branch(&id_leaf, &tap_branch(&empty, custom))
         }
     })
+}
+
+#[cfg(test)]
+mod assemble_tests {
+    use super::*;
+
+    #[test]
+    fn shapes_match_the_pairing_rule() {
+        let s: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x51, i]).collect();
+        let l: Vec<[u8; 32]> = s.iter().map(|x| tap_leaf(0xc0, x)).collect();
+        let leaves: Vec<(u8, &[u8])> = s.iter().map(|x| (0xc0, x.as_slice())).collect();
+        assert_eq!(assemble_tapscript_root(&leaves[..1]), Some(l[0]));
+        assert_eq!(
+            assemble_tapscript_root(&leaves[..2]),
+            Some(tap_branch(&l[0], &l[1]))
+        );
+        // Odd count: the last leaf joins the last pair.
+        assert_eq!(
+            assemble_tapscript_root(&leaves[..3]),
+            Some(tap_branch(&tap_branch(&l[0], &l[1]), &l[2]))
+        );
+        let b01 = tap_branch(&l[0], &l[1]);
+        let b23 = tap_branch(&l[2], &l[3]);
+        assert_eq!(
+            assemble_tapscript_root(&leaves[..4]),
+            Some(tap_branch(&b01, &b23))
+        );
+        assert_eq!(
+            assemble_tapscript_root(&leaves),
+            Some(tap_branch(&b01, &tap_branch(&b23, &l[4])))
+        );
+        assert_eq!(assemble_tapscript_root(&[]), None);
+    }
+
+    #[test]
+    fn reduce_mod_n_wraps_once() {
+        assert_eq!(reduce_mod_n(&[1; 32]), [1; 32]);
+        assert_eq!(reduce_mod_n(&ORDER_N), [0; 32]);
+        let mut n_plus_5 = ORDER_N;
+        n_plus_5[31] += 5;
+        let mut five = [0u8; 32];
+        five[31] = 5;
+        assert_eq!(reduce_mod_n(&n_plus_5), five);
+        let max = [0xff; 32];
+        // 2^256 - 1 - n = 0x14551231950b75fc4402da1732fc9bebe
+        assert_eq!(
+            hex::encode(reduce_mod_n(&max)),
+            "000000000000000000000000000000014551231950b75fc4402da1732fc9bebe"
+        );
+    }
 }
