@@ -70,6 +70,10 @@ enum ProofCmd {
         /// Skip the header proof-of-work and merkle check (placeholder headers).
         #[arg(long)]
         no_header: bool,
+        /// Also run every witness through the Taproot Assets VM (a
+        /// transfer's input must be in the same file).
+        #[arg(long)]
+        vm: bool,
     },
 }
 
@@ -119,8 +123,12 @@ fn run(cli: Cli) -> Result<()> {
             let v = proof_cmd::decode(&input)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
-        Cmd::Proof(ProofCmd::Verify { input, no_header }) => {
-            let (report, ok) = proof_cmd::verify(&input, !no_header)?;
+        Cmd::Proof(ProofCmd::Verify {
+            input,
+            no_header,
+            vm,
+        }) => {
+            let (report, ok) = proof_cmd::verify(&input, !no_header, vm)?;
             print!("{report}");
             if !ok {
                 std::process::exit(2);

@@ -69,9 +69,9 @@ pub fn decode(path: &str) -> Result<Value> {
 
 /// Verifies a proof or proof file offline; returns the printed report and
 /// whether everything passed.
-pub fn verify(path: &str, header: bool) -> Result<(String, bool)> {
-    use tapvault_verify::{verify_proof, Options};
-    let opts = Options { header };
+pub fn verify(path: &str, header: bool, vm: bool) -> Result<(String, bool)> {
+    use tapvault_verify::{verify_proof, verify_witness, Check, Options, Outcome};
+    let opts = Options { header, vm };
     let blob = crate::input::read_blob(path)?;
     let decoded = ProofBlob::decode(&blob).context("not a valid proof or proof file")?;
     let mut out = String::new();
@@ -87,7 +87,17 @@ pub fn verify(path: &str, header: bool) -> Result<(String, bool)> {
                 .decode_proofs()
                 .context("proof file holds an invalid proof")?;
             for (i, rp) in proofs.iter().enumerate() {
-                let r = verify_proof(&rp.proof, opts);
+                let mut r = verify_proof(&rp.proof, opts);
+                // In a file a transfer's input is the proof before it.
+                if let (true, Some(prev)) = (vm && i > 0, i.checked_sub(1).map(|j| &proofs[j])) {
+                    if let Some(slot) = r.results.iter_mut().find(|(c, _)| *c == Check::Witness) {
+                        slot.1 = match verify_witness(&rp.proof, Some(&prev.proof)) {
+                            Ok(None) => Outcome::Passed,
+                            Ok(Some(why)) => Outcome::Skipped(why),
+                            Err(e) => Outcome::Failed(e),
+                        };
+                    }
+                }
                 ok &= r.is_ok();
                 out += &format!("proof {i} ({}):\n{r}", rp.proof.outpoint());
             }

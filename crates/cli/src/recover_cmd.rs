@@ -34,6 +34,10 @@ pub struct RecoverArgs {
     /// placeholder headers).
     #[arg(long)]
     pub no_header: bool,
+    /// Skip witness validation through the Taproot Assets VM (on by
+    /// default: a recovered chain must be spendable as stored).
+    #[arg(long)]
+    pub no_vm: bool,
     /// Overwrite files in an existing output directory.
     #[arg(long)]
     pub force: bool,
@@ -107,6 +111,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     let (mut b, mut u) = a.remote.clients()?;
     let opts = Options {
         header: !a.no_header,
+        vm: !a.no_vm,
     };
     let st = b
         .status(v1::StatusRequest {})

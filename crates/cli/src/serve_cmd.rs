@@ -31,7 +31,7 @@ pub struct ServeArgs {
     /// Extra host names / IPs for the generated certificate (repeatable).
     #[arg(long = "tls-name")]
     pub tls_names: Vec<String>,
-    /// Offline verification of inserted proofs: full, no-header, decode-only.
+    /// Offline verification of inserted proofs: full, full-vm, no-header, decode-only.
     #[arg(long, env = "TAPVAULT_VERIFY")]
     pub verify: Option<VerifyLevel>,
     /// Turn authentication off: every request acts as tenant `default`

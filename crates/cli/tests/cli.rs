@@ -188,6 +188,21 @@ fn proof_verify_file_chain() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("✓ proof file chain"));
+    assert!(!text.contains("Taproot Assets VM"), "the VM is opt-in");
+    // With --vm every proof's witnesses run, transfers against the proof
+    // before them.
+    let out = run(
+        &["proof", "verify", "--vm", "-"],
+        hex::encode(f.encode()).as_bytes(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("✓ asset witnesses (Taproot Assets VM)")
+            .count(),
+        3,
+        "{text}"
+    );
     let mut bad = tapvault_codec::File::new();
     bad.append_raw(f.entries[0].raw.clone());
     bad.append_raw(f.entries[2].raw.clone());

@@ -13,6 +13,10 @@ use tonic::Status;
 pub enum VerifyLevel {
     /// Every offline check (default).
     Full,
+    /// Every offline check, plus every witness through the Taproot Assets
+    /// VM: genesis proofs always, transfers when their inputs come along
+    /// (proof files, wallet backups); a lone transfer's witness stays pending.
+    FullVm,
     /// Every offline check but the header proof-of-work / merkle check.
     NoHeader,
     /// Decode only (for importing proofs that are known good).
@@ -23,8 +27,18 @@ impl VerifyLevel {
     /// The verifier's options, or `None` when nothing is verified.
     pub fn options(self) -> Option<Options> {
         match self {
-            VerifyLevel::Full => Some(Options { header: true }),
-            VerifyLevel::NoHeader => Some(Options { header: false }),
+            VerifyLevel::Full => Some(Options {
+                header: true,
+                vm: false,
+            }),
+            VerifyLevel::FullVm => Some(Options {
+                header: true,
+                vm: true,
+            }),
+            VerifyLevel::NoHeader => Some(Options {
+                header: false,
+                vm: false,
+            }),
             VerifyLevel::DecodeOnly => None,
         }
     }
@@ -35,10 +49,11 @@ impl std::str::FromStr for VerifyLevel {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "full" => Ok(VerifyLevel::Full),
+            "full-vm" => Ok(VerifyLevel::FullVm),
             "no-header" => Ok(VerifyLevel::NoHeader),
             "decode-only" => Ok(VerifyLevel::DecodeOnly),
             o => Err(format!(
-                "unknown verify level {o:?} (full, no-header, decode-only)"
+                "unknown verify level {o:?} (full, full-vm, no-header, decode-only)"
             )),
         }
     }

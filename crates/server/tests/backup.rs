@@ -377,6 +377,32 @@ async fn proof_files_are_filed_whole_and_listed_by_every_index() {
     s.stop().await;
 }
 
+/// `--verify full-vm`: a proof file's transfers are checked against the
+/// proofs before them, and tapd's real signatures pass.
+#[tokio::test]
+async fn full_vm_level_files_signed_chains() {
+    assert_eq!("full-vm".parse::<VerifyLevel>(), Ok(VerifyLevel::FullVm));
+    let s = TestServer::start(VerifyLevel::FullVm, false).await;
+    let (mut b, mut u) = s.clients(None);
+    let chain = file_chain();
+    let r = b
+        .push_proof_file(v1::PushProofFileRequest {
+            proof_file: file_of(&chain),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.num_proofs, r.num_new, r.complete), (3, 3, true));
+    // A lone genesis proof over the universe RPC runs the VM too.
+    let genesis = regtest()
+        .into_iter()
+        .find(|(c, _)| c == "valid regtest genesis proof with meta reveal")
+        .unwrap()
+        .1;
+    u.insert_proof(courier_request(&genesis)).await.unwrap();
+    s.stop().await;
+}
+
 fn address_vectors() -> Vec<(String, String)> {
     load("taproot-assets/address/testdata/address_tlv_encoding_generated.json")["valid_test_cases"]
         .as_array()

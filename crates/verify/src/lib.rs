@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod taproot;
+pub mod vm;
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::{BlockHash, OutPoint, Txid};
@@ -38,6 +39,8 @@ pub enum Check {
     GroupKey,
     /// Split root proof and split commitment.
     Split,
+    /// Asset witnesses through the Taproot Assets VM (optional).
+    Witness,
     /// Proof file chain: outpoints, asset IDs, amounts.
     Chain,
 }
@@ -54,6 +57,7 @@ impl Check {
             Check::Genesis => "genesis reveal, asset ID and meta hash",
             Check::GroupKey => "group key reveal",
             Check::Split => "split root proof and split commitment",
+            Check::Witness => "asset witnesses (Taproot Assets VM)",
             Check::Chain => "proof file chain",
         }
     }
@@ -84,6 +88,8 @@ pub enum VerifyError {
     GroupKey(String),
     #[error("split: {0}")]
     Split(String),
+    #[error("witness: {0}")]
+    Witness(String),
     #[error("proof {index} of the file: {reason}")]
     Chain { index: usize, reason: String },
 }
@@ -100,6 +106,7 @@ impl VerifyError {
             VerifyError::Genesis(_) => Check::Genesis,
             VerifyError::GroupKey(_) => Check::GroupKey,
             VerifyError::Split(_) => Check::Split,
+            VerifyError::Witness(_) => Check::Witness,
             VerifyError::Chain { .. } => Check::Chain,
         }
     }
@@ -120,11 +127,20 @@ pub struct Options {
     /// Check header proof-of-work and the tx merkle proof (on by default;
     /// off only for proofs known to carry placeholder headers).
     pub header: bool,
+    /// Run every witness through the Taproot Assets VM (off by default). A
+    /// transfer's inputs are known only in a proof file (the previous
+    /// proof and any additional inputs), so a lone transfer proof records
+    /// the check as pending; lock times are not checked (they need the
+    /// chain), the scripts' own CLTV/CSV are.
+    pub vm: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { header: true }
+        Options {
+            header: true,
+            vm: false,
+        }
     }
 }
 
@@ -228,6 +244,9 @@ pub fn verify_proof(p: &Proof, opts: Options) -> Report {
     results.push((Check::Genesis, outcome(check_genesis(p))));
     results.push((Check::GroupKey, outcome(check_group_key(p))));
     results.push((Check::Split, outcome(commit::check_split(p))));
+    if opts.vm {
+        results.push((Check::Witness, outcome(verify_witness(p, None))));
+    }
     let pending = results
         .iter()
         .filter_map(|(c, o)| match o {
@@ -465,6 +484,61 @@ pub fn group_key_v1(
         .ok_or_else(|| VerifyError::GroupKey("taproot tweak failed".into()))
 }
 
+/// Runs the state transition that created `p`'s asset through the VM:
+/// a genesis on its own, a transfer with `prev` (the proof of the input it
+/// spends) and the proof's additional inputs.
+pub fn verify_witness(p: &Proof, prev: Option<&Proof>) -> Result<Option<String>, VerifyError> {
+    let w = |e: vm::VmError| VerifyError::Witness(e.to_string());
+    let (new, splits) = match p.asset.prev_witnesses.first() {
+        Some(wit) if p.asset.has_split_commitment_witness() => {
+            let Some(sc) = &wit.split_commitment else {
+                return Err(VerifyError::Witness(
+                    "split witness without commitment".into(),
+                ));
+            };
+            (
+                (*sc.root_asset).clone(),
+                vec![vm::SplitAsset {
+                    asset: p.asset.clone(),
+                    output_index: p.inclusion_proof.output_index,
+                }],
+            )
+        }
+        _ => (p.asset.clone(), Vec::new()),
+    };
+    if new.is_genesis() {
+        return vm::execute(&new, &splits, &[], None)
+            .map(|_| None)
+            .map_err(w);
+    }
+    let Some(prev) = prev else {
+        return Ok(Some(
+            "a transfer's inputs are in the proof file: verify the whole file".into(),
+        ));
+    };
+    let input = |q: &Proof| {
+        (
+            tapvault_codec::PrevId {
+                out_point: q.outpoint(),
+                asset_id: q.asset.id(),
+                script_key: q.asset.script_key,
+            },
+            q.asset.clone(),
+        )
+    };
+    let mut inputs = vec![input(prev)];
+    for (j, f) in p.additional_inputs.iter().enumerate() {
+        let last = f
+            .last_proof()
+            .map_err(|e| VerifyError::Witness(format!("additional input {j}: {e}")))?
+            .ok_or_else(|| VerifyError::Witness(format!("additional input {j} is empty")))?;
+        inputs.push(input(&last));
+    }
+    vm::execute(&new, &splits, &inputs, None)
+        .map(|_| None)
+        .map_err(w)
+}
+
 /// Verifies a whole proof file: every proof, then the chain between them.
 pub fn verify_file(f: &File, opts: Options) -> Result<Vec<Verified>, VerifyError> {
     let proofs = f.decode_proofs().map_err(|e| VerifyError::Chain {
@@ -484,7 +558,7 @@ pub fn verify_chain(proofs: &[RawProof], opts: Options) -> Result<Vec<Verified>,
     }
     let mut out = Vec::with_capacity(proofs.len());
     for (i, rp) in proofs.iter().enumerate() {
-        let v = verify_proof(&rp.proof, opts).into_result()?;
+        let mut v = verify_proof(&rp.proof, opts).into_result()?;
         if i == 0 && !rp.proof.asset.is_genesis() {
             return Err(VerifyError::Chain {
                 index: 0,
@@ -493,6 +567,9 @@ pub fn verify_chain(proofs: &[RawProof], opts: Options) -> Result<Vec<Verified>,
         }
         if i > 0 {
             check_link(i, &proofs[i - 1].proof, &rp.proof)?;
+            if opts.vm && verify_witness(&rp.proof, Some(&proofs[i - 1].proof))?.is_none() {
+                v.pending.retain(|(c, _)| *c != Check::Witness);
+            }
         }
         for (j, add) in rp.proof.additional_inputs.iter().enumerate() {
             verify_file(add, opts).map_err(|e| VerifyError::Chain {

@@ -42,7 +42,13 @@ fn regtest_vectors_pass_except_placeholder_headers() {
         if placeholder {
             assert_eq!(r.failed_checks(), vec![Check::Header], "{comment}:\n{r}");
             // Everything else passes with the header check off.
-            let r = verify_proof(&Proof::decode(&b).unwrap(), Options { header: false });
+            let r = verify_proof(
+                &Proof::decode(&b).unwrap(),
+                Options {
+                    header: false,
+                    ..Default::default()
+                },
+            );
             assert!(r.is_ok(), "{comment}:\n{r}");
         } else {
             assert!(r.is_ok(), "{comment}:\n{r}");
@@ -68,7 +74,10 @@ fn regtest_checks_that_apply_are_not_skipped() {
     };
     let g = report(&find("valid regtest genesis proof with meta reveal"));
     assert!(ran(&g, Check::Genesis) && ran(&g, Check::Exclusion));
-    let opts = Options { header: false };
+    let opts = Options {
+        header: false,
+        ..Default::default()
+    };
     let sr = verify_proof(
         &Proof::decode(&find("valid regtest proof for split root")).unwrap(),
         opts,
@@ -262,7 +271,10 @@ fn mutation_stxo_breaks_only_stxo() {
     cp.stxo_proofs[0].1.taproot_asset_proof.proof.nodes[0].hash[0] ^= 1;
     let r = verify_proof(
         &Proof::decode(&p.encode()).unwrap(),
-        Options { header: false },
+        Options {
+            header: false,
+            ..Default::default()
+        },
     );
     assert_eq!(r.failed_checks(), vec![Check::Stxo], "{r}");
 }
@@ -277,14 +289,20 @@ fn mutation_split_commitment_breaks_only_split() {
     sc.proof.nodes[0].hash[0] ^= 1;
     let r = verify_proof(
         &Proof::decode(&p.encode()).unwrap(),
-        Options { header: false },
+        Options {
+            header: false,
+            ..Default::default()
+        },
     );
     assert_eq!(r.failed_checks(), vec![Check::Split], "{r}");
     let mut p = Proof::decode(b).unwrap();
     p.split_root_proof = None;
     let r = verify_proof(
         &Proof::decode(&p.encode()).unwrap(),
-        Options { header: false },
+        Options {
+            header: false,
+            ..Default::default()
+        },
     );
     assert_eq!(r.failed_checks(), vec![Check::Split], "{r}");
 }
