@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use tapvault_codec::Proof;
-use tapvault_verify::{verify_proof, Options};
+use tapvault_verify::{verify_chain, verify_proof, Options};
 
 fn main() {
     let rounds: usize = std::env::args()
@@ -53,4 +53,30 @@ fn main() {
     }
     let el = start.elapsed();
     println!("verify only: {:.0} proofs/s", n as f64 / el.as_secs_f64());
+
+    // The regtest file chain (genesis → 2 transfers) through the VM, vs the
+    // same chain without it: the VM's cost per proof.
+    let chain: Vec<tapvault_codec::RawProof> = v["valid_test_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["comment"].as_str().unwrap().contains("proof file index"))
+        .map(|c| {
+            tapvault_codec::RawProof::decode(&hex::decode(c["expected"].as_str().unwrap()).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let time = |vm: bool| {
+        let opts = Options { header: true, vm };
+        let start = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(verify_chain(&chain, opts).unwrap());
+        }
+        (rounds * chain.len()) as f64 / start.elapsed().as_secs_f64()
+    };
+    let (plain, with_vm) = (time(false), time(true));
+    println!(
+        "file chain: {plain:.0} proofs/s without the VM, {with_vm:.0} proofs/s with it ({:.2}x)",
+        with_vm / plain
+    );
 }
