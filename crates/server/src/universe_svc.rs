@@ -87,6 +87,50 @@ fn not_found_root(id: &UniverseId) -> Status {
 }
 
 impl UniverseService {
+    /// `full-vm`: a transfer's witnesses are checked against its input's
+    /// proof when the tenant already holds it (the courier pushes genesis
+    /// first); otherwise the check stays pending and the proof is kept.
+    async fn vm_with_stored_input(&self, tenant: i64, p: &Proof) -> Result<(), Status> {
+        if self.verify != VerifyLevel::FullVm || p.asset.is_genesis() {
+            return Ok(());
+        }
+        let Some(pid) = p.asset.primary_prev_id() else {
+            return Ok(());
+        };
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_err(e.into()))?;
+        let raw = tapvault_store::backup::proof_at(
+            &mut conn,
+            tenant,
+            &pid.out_point,
+            &pid.script_key.x_only(),
+        )
+        .await
+        .map_err(store_err)?;
+        drop(conn);
+        let Some(raw) = raw else {
+            return Ok(());
+        };
+        let prev = Proof::decode(&raw)
+            .map_err(|e| Status::internal(format!("stored input proof does not decode: {e}")))?;
+        let p = p.clone();
+        let r =
+            tokio::task::spawn_blocking(move || tapvault_verify::verify_witness(&p, Some(&prev)))
+                .await
+                .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?;
+        match r {
+            Err(e) => Err(Status::invalid_argument(format!(
+                "proof failed verification ({}): {e}",
+                e.check().title()
+            ))),
+            Ok(_) => Ok(()),
+        }
+    }
+
     fn tenant<T>(&self, req: &Request<T>) -> Result<i64, Status> {
         if let Some(Tenant(t)) = req.extensions().get::<Tenant>() {
             return Ok(*t);
@@ -396,6 +440,10 @@ impl Universe for UniverseService {
             }
         };
         if let Err(e) = check_request(&id, &lk, &rp, &leaf) {
+            self.metrics.inc_rejected();
+            return Err(e);
+        }
+        if let Err(e) = self.vm_with_stored_input(t, &rp.proof).await {
             self.metrics.inc_rejected();
             return Err(e);
         }

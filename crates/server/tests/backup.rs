@@ -403,6 +403,48 @@ async fn full_vm_level_files_signed_chains() {
     s.stop().await;
 }
 
+/// `--verify full-vm` over the courier: a transfer is checked against the
+/// input proof the tenant already holds. To prove the VM really reads the
+/// stored input, the stored input is swapped (behind the server's back) for
+/// another asset's proof: the transfer's witness no longer finds its input.
+#[tokio::test]
+async fn full_vm_checks_courier_transfers_against_the_stored_input() {
+    let chain = file_chain();
+    let other = regtest()
+        .into_iter()
+        .find(|(c, _)| c == "valid regtest proof for split root")
+        .unwrap()
+        .1;
+    let s = TestServer::start(VerifyLevel::FullVm, false).await;
+    let mut u = s.client().await;
+    u.insert_proof(courier_request(&chain[0])).await.unwrap();
+    u.insert_proof(courier_request(&chain[1])).await.unwrap();
+    u.insert_proof(courier_request(&chain[2])).await.unwrap();
+    assert_eq!(s.count("universe_leaves").await, 3);
+    s.stop().await;
+
+    let s = TestServer::start(VerifyLevel::FullVm, false).await;
+    let mut u = s.client().await;
+    u.insert_proof(courier_request(&chain[0])).await.unwrap();
+    sqlx::query("UPDATE proofs SET raw = $1")
+        .bind(&other)
+        .execute(&s.running().db.pool)
+        .await
+        .unwrap();
+    let e = u
+        .insert_proof(courier_request(&chain[1]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("asset witnesses (Taproot Assets VM)")
+            && e.message().contains("missing asset input"),
+        "{e:?}"
+    );
+    assert_eq!(s.count("universe_leaves").await, 1, "nothing stored");
+    s.stop().await;
+}
+
 fn address_vectors() -> Vec<(String, String)> {
     load("taproot-assets/address/testdata/address_tlv_encoding_generated.json")["valid_test_cases"]
         .as_array()
