@@ -91,6 +91,8 @@ async fn main() {
     cfg.database_url = Some(tdb.url.clone());
     cfg.tls = false;
     cfg.verify = VerifyLevel::DecodeOnly;
+    // One tenant, no tokens: the bench measures ingest, not JWT checks.
+    cfg.auth = false;
     cfg.max_db_connections = (k as u32 + 4).max(8);
     let running = tapvault_server::start(cfg).await.unwrap();
     let ch = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr))

@@ -93,20 +93,18 @@ fn tree_err<E: std::fmt::Display>(e: E) -> StoreError {
 
 /// Locks (creating if needed) the root row of a tree until the transaction ends.
 async fn lock_tree(conn: &mut PgConnection, tenant: i64, ns: &str) -> Result<(), StoreError> {
+    // One round trip: create the root row if absent, else lock it (a no-op
+    // update takes the row lock until commit).
     sqlx::query(
         "INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum)
-         VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, 0)
+         ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum",
     )
     .bind(tenant)
     .bind(ns)
     .bind(&empty_root().hash[..])
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT 1 FROM mssmt_roots WHERE tenant_id = $1 AND namespace = $2 FOR UPDATE")
-        .bind(tenant)
-        .bind(ns)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 
@@ -141,13 +139,370 @@ pub async fn insert_leaves_tx(
         lock_tree(tx, tenant, &universe_namespace(uid, ProofType::Issuance)).await?;
         lock_tree(tx, tenant, &universe_namespace(uid, ProofType::Transfer)).await?;
     }
-    let mut out = Vec::with_capacity(leaves.len());
-    let mut pending: Vec<TreeWork> = Vec::new();
-    for leaf in leaves {
-        out.push(insert_one(tx, tenant, leaf, &mut pending).await?);
-    }
+    let (out, pending) = file_rows(tx, tenant, leaves).await?;
     apply_tree_work(tx, db, tenant, pending).await?;
     Ok(out)
+}
+
+/// (universe id, proof type code, leaf key): one universe leaf.
+type HeadKey = ([u8; 32], i16, [u8; 32]);
+
+/// The current head of a leaf key: complete?, proof hash, version.
+#[derive(Clone, Copy)]
+struct Head {
+    complete: bool,
+    proof_hash: [u8; 32],
+    version: i32,
+}
+
+/// What the batch knows, kept current as leaves are decided and written.
+struct BatchState {
+    heads: std::collections::HashMap<HeadKey, Head>,
+    /// (universe, leaf key) of complete heads among the batch's previous
+    /// outputs and its own leaves.
+    complete_keys: std::collections::HashSet<([u8; 32], [u8; 32])>,
+    /// Whether a universe has leaves waiting for their ancestry.
+    waiting: std::collections::HashMap<[u8; 32], bool>,
+}
+
+/// One row of a batched write (a duplicate writes only its event).
+struct PendingRow<'a> {
+    leaf: &'a NewLeaf,
+    proof_hash: [u8; 32],
+    leaf_node: Node,
+    version: i32,
+    complete: bool,
+    outcome: InsertOutcome,
+}
+
+/// Writes the rows of `leaves` (proofs, leaves, heads, events) with a few
+/// statements per batch rather than several per leaf: heads and ancestry are
+/// read up front, every decision is made here, in order, exactly as if the
+/// leaves came one by one; then each run of distinct leaf keys is written
+/// by one statement. Returns the results and the tree work.
+async fn file_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
+    leaves: &[NewLeaf],
+) -> Result<(Vec<InsertResult>, Vec<TreeWork>), StoreError> {
+    let mut st = BatchState {
+        heads: load_heads(tx, tenant, leaves).await?,
+        complete_keys: load_complete_prevs(tx, tenant, leaves).await?,
+        waiting: Default::default(),
+    };
+    let mut out: Vec<InsertResult> = Vec::with_capacity(leaves.len());
+    let mut work: Vec<TreeWork> = Vec::new();
+    let mut run: Vec<PendingRow> = Vec::new();
+    let mut run_keys: std::collections::HashSet<HeadKey> = Default::default();
+    for leaf in leaves {
+        let ty = type_code(leaf.proof_type);
+        let hk: HeadKey = (leaf.universe_id, ty, leaf.leaf_key);
+        if !run_keys.insert(hk) {
+            // A key twice in one statement would upsert its head twice.
+            flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st).await?;
+            run_keys.clear();
+            run_keys.insert(hk);
+        }
+        let proof_hash = sha256(&[&leaf.raw]);
+        let (outcome, version, complete) = match st.heads.get(&hk) {
+            Some(h) if h.proof_hash == proof_hash => {
+                (InsertOutcome::Duplicate, h.version, h.complete)
+            }
+            Some(h) => (InsertOutcome::NewVersion, h.version + 1, h.complete),
+            None => {
+                let complete = match (leaf.proof_type, &leaf.prev_leaf_key) {
+                    (ProofType::Issuance, _) => true,
+                    (ProofType::Transfer, None) => false,
+                    (ProofType::Transfer, Some(prev)) => {
+                        st.complete_keys.contains(&(leaf.universe_id, *prev))
+                    }
+                };
+                (InsertOutcome::New, 1, complete)
+            }
+        };
+        if outcome != InsertOutcome::Duplicate {
+            st.heads.insert(
+                hk,
+                Head {
+                    complete,
+                    proof_hash,
+                    version,
+                },
+            );
+            if complete {
+                st.complete_keys.insert((leaf.universe_id, leaf.leaf_key));
+            } else {
+                st.waiting.insert(leaf.universe_id, true);
+            }
+        }
+        run.push(PendingRow {
+            leaf,
+            proof_hash,
+            leaf_node: Node::leaf(&leaf.raw, leaf.leaf_sum),
+            version,
+            complete,
+            outcome,
+        });
+    }
+    flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st).await?;
+    Ok((out, work))
+}
+
+/// Heads of the batch's leaf keys, in one query.
+async fn load_heads(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
+    leaves: &[NewLeaf],
+) -> Result<std::collections::HashMap<HeadKey, Head>, StoreError> {
+    let uids: Vec<&[u8]> = leaves.iter().map(|l| &l.universe_id[..]).collect();
+    let tys: Vec<i16> = leaves.iter().map(|l| type_code(l.proof_type)).collect();
+    let keys: Vec<&[u8]> = leaves.iter().map(|l| &l.leaf_key[..]).collect();
+    let rows = sqlx::query(
+        "SELECT h.universe_id, h.proof_type, h.leaf_key, h.complete, l.proof_hash, l.version
+         FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
+         JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
+              AND h.proof_type = k.t AND h.leaf_key = k.lk
+         JOIN universe_leaves l ON l.id = h.leaf_id",
+    )
+    .bind(tenant)
+    .bind(&uids)
+    .bind(&tys)
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
+        out.insert(
+            (arr(r.get(0))?, r.get::<i16, _>(1), arr(r.get(2))?),
+            Head {
+                complete: r.get(3),
+                proof_hash: arr(r.get(4))?,
+                version: r.get(5),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Which of the batch's previous-output leaf keys are complete heads.
+async fn load_complete_prevs(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
+    leaves: &[NewLeaf],
+) -> Result<std::collections::HashSet<([u8; 32], [u8; 32])>, StoreError> {
+    let (uids, keys): (Vec<&[u8]>, Vec<&[u8]>) = leaves
+        .iter()
+        .filter_map(|l| {
+            l.prev_leaf_key
+                .as_ref()
+                .map(|p| (&l.universe_id[..], &p[..]))
+        })
+        .unzip();
+    if uids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = sqlx::query(
+        "SELECT DISTINCT h.universe_id, h.leaf_key
+         FROM unnest($2::BYTEA[], $3::BYTEA[]) AS k(u, lk)
+         JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
+              AND h.leaf_key = k.lk AND h.complete",
+    )
+    .bind(tenant)
+    .bind(&uids)
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok((arr(r.get(0))?, arr(r.get(1))?)))
+        .collect()
+}
+
+/// Writes one run (distinct leaf keys) with one statement, then completes
+/// orphans that the run's new complete leaves were waiting for.
+async fn flush_run(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
+    run: &mut Vec<PendingRow<'_>>,
+    out: &mut Vec<InsertResult>,
+    work: &mut Vec<TreeWork>,
+    st: &mut BatchState,
+) -> Result<(), StoreError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let writes: Vec<&PendingRow> = run
+        .iter()
+        .filter(|r| r.outcome != InsertOutcome::Duplicate)
+        .collect();
+    let col =
+        |f: &dyn Fn(&PendingRow) -> Vec<u8>| writes.iter().map(|r| f(r)).collect::<Vec<Vec<u8>>>();
+    let uids = col(&|r| r.leaf.universe_id.to_vec());
+    let keys = col(&|r| r.leaf.leaf_key.to_vec());
+    let hashes = col(&|r| r.proof_hash.to_vec());
+    let asset_ids = col(&|r| r.leaf.asset_id.to_vec());
+    let txids = col(&|r| r.leaf.anchor.txid.to_byte_array().to_vec());
+    let script_keys = col(&|r| r.leaf.script_key.to_vec());
+    let script_keys_x = col(&|r| r.leaf.script_key[1..].to_vec());
+    let node_hashes = col(&|r| r.leaf_node.hash.to_vec());
+    let block_hashes = col(&|r| r.leaf.block_hash.to_vec());
+    let raws: Vec<&[u8]> = writes.iter().map(|r| &r.leaf.raw[..]).collect();
+    let tys: Vec<i16> = writes
+        .iter()
+        .map(|r| type_code(r.leaf.proof_type))
+        .collect();
+    let versions: Vec<i32> = writes.iter().map(|r| r.version).collect();
+    let group_keys: Vec<Option<Vec<u8>>> = writes
+        .iter()
+        .map(|r| r.leaf.group_key.map(|g| g.to_vec()))
+        .collect();
+    let vouts: Vec<i32> = writes.iter().map(|r| r.leaf.anchor.vout as i32).collect();
+    let amounts: Vec<i64> = writes.iter().map(|r| i64_of(r.leaf.amount)).collect();
+    let sums: Vec<i64> = writes.iter().map(|r| i64_of(r.leaf.leaf_sum)).collect();
+    let heights: Vec<i32> = writes.iter().map(|r| r.leaf.block_height as i32).collect();
+    let names: Vec<&str> = writes.iter().map(|r| r.leaf.asset_name.as_str()).collect();
+    let received: Vec<Option<i64>> = writes.iter().map(|r| r.leaf.received_at).collect();
+    let prevs: Vec<Option<Vec<u8>>> = writes
+        .iter()
+        .map(|r| r.leaf.prev_leaf_key.map(|k| k.to_vec()))
+        .collect();
+    let completes: Vec<bool> = writes.iter().map(|r| r.complete).collect();
+    // Events for every row, duplicates included, in arrival order.
+    let ev_kinds: Vec<&str> = run
+        .iter()
+        .map(|r| match r.outcome {
+            InsertOutcome::New => "new_leaf",
+            InsertOutcome::NewVersion => "new_version",
+            InsertOutcome::Duplicate => "duplicate",
+        })
+        .collect();
+    let ev_uids: Vec<&[u8]> = run.iter().map(|r| &r.leaf.universe_id[..]).collect();
+    let ev_tys: Vec<i16> = run.iter().map(|r| type_code(r.leaf.proof_type)).collect();
+    let ev_keys: Vec<&[u8]> = run.iter().map(|r| &r.leaf.leaf_key[..]).collect();
+    let ev_hashes: Vec<&[u8]> = run.iter().map(|r| &r.proof_hash[..]).collect();
+    sqlx::query(
+        "WITH i AS (
+            SELECT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[], $5::INT4[], $6::BYTEA[],
+                $7::BYTEA[], $8::BYTEA[], $9::BYTEA[], $10::INT4[], $11::BYTEA[], $12::BYTEA[],
+                $13::INT8[], $14::INT8[], $15::BYTEA[], $16::INT4[], $17::BYTEA[], $18::TEXT[],
+                $19::BYTEA[], $20::INT8[], $21::BYTEA[], $22::BOOL[])
+            WITH ORDINALITY AS t(universe_id, proof_type, leaf_key, version, proof_hash,
+                asset_id, group_key, anchor_txid, anchor_vout, script_key, script_key_x,
+                amount, leaf_sum, leaf_node_hash, block_height, block_hash, asset_name,
+                raw, received_at, prev_leaf_key, complete, ord)
+         ),
+         p AS (
+            INSERT INTO proofs (tenant_id, hash, raw)
+            SELECT DISTINCT ON (proof_hash) $1, proof_hash, raw FROM i
+            ON CONFLICT DO NOTHING
+         ),
+         l AS (
+            INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version,
+                proof_hash, asset_id, group_key, anchor_txid, anchor_vout, script_key,
+                script_key_x, amount, leaf_sum, leaf_node_hash, block_height, block_hash,
+                asset_name, inserted_at)
+            SELECT $1, universe_id, proof_type, leaf_key, version, proof_hash, asset_id,
+                group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
+                leaf_node_hash, block_height, block_hash, asset_name,
+                COALESCE(to_timestamp(received_at::FLOAT8 / 1e6), now())
+            FROM i ORDER BY ord
+            RETURNING id, universe_id, proof_type, leaf_key
+         ),
+         h AS (
+            INSERT INTO universe_heads (tenant_id, universe_id, proof_type, leaf_key, leaf_id,
+                prev_leaf_key, complete)
+            SELECT $1, i.universe_id, i.proof_type, i.leaf_key, l.id, i.prev_leaf_key, i.complete
+            FROM i JOIN l ON l.universe_id = i.universe_id AND l.proof_type = i.proof_type
+                AND l.leaf_key = i.leaf_key
+            ON CONFLICT (tenant_id, universe_id, proof_type, leaf_key)
+                DO UPDATE SET leaf_id = EXCLUDED.leaf_id
+         )
+         INSERT INTO ingest_events (tenant_id, kind, universe_id, proof_type, leaf_key, proof_hash)
+         SELECT $1, kind, u, t, k, ph
+         FROM unnest($23::TEXT[], $24::BYTEA[], $25::INT2[], $26::BYTEA[], $27::BYTEA[])
+            WITH ORDINALITY AS e(kind, u, t, k, ph, ord)
+         ORDER BY ord",
+    )
+    .bind(tenant)
+    .bind(&uids)
+    .bind(&tys)
+    .bind(&keys)
+    .bind(&versions)
+    .bind(&hashes)
+    .bind(&asset_ids)
+    .bind(&group_keys)
+    .bind(&txids)
+    .bind(&vouts)
+    .bind(&script_keys)
+    .bind(&script_keys_x)
+    .bind(&amounts)
+    .bind(&sums)
+    .bind(&node_hashes)
+    .bind(&heights)
+    .bind(&block_hashes)
+    .bind(&names)
+    .bind(&raws)
+    .bind(&received)
+    .bind(&prevs)
+    .bind(&completes)
+    .bind(&ev_kinds)
+    .bind(&ev_uids)
+    .bind(&ev_tys)
+    .bind(&ev_keys)
+    .bind(&ev_hashes)
+    .execute(&mut **tx)
+    .await?;
+
+    for r in run.drain(..) {
+        let mut completed = 0;
+        if r.outcome != InsertOutcome::Duplicate && r.complete {
+            work.push(TreeWork {
+                universe_id: r.leaf.universe_id,
+                proof_type: r.leaf.proof_type,
+                leaf: r.leaf.clone(),
+                updates: vec![LeafUpdate {
+                    key: r.leaf.leaf_key,
+                    leaf: r.leaf_node,
+                }],
+            });
+            if r.outcome == InsertOutcome::New {
+                let uid = r.leaf.universe_id;
+                let w = match st.waiting.get(&uid) {
+                    Some(w) => *w,
+                    None => {
+                        let w = has_waiting(tx, tenant, &uid).await?;
+                        st.waiting.insert(uid, w);
+                        w
+                    }
+                };
+                if w {
+                    let extra = complete_descendants(tx, tenant, &uid, r.leaf.leaf_key).await?;
+                    completed = extra.len();
+                    let transfer = type_code(ProofType::Transfer);
+                    for u in &extra {
+                        st.complete_keys.insert((uid, u.key));
+                        if let Some(h) = st.heads.get_mut(&(uid, transfer, u.key)) {
+                            h.complete = true;
+                        }
+                    }
+                    if !extra.is_empty() {
+                        work.push(TreeWork {
+                            universe_id: uid,
+                            proof_type: ProofType::Transfer,
+                            leaf: r.leaf.clone(),
+                            updates: extra,
+                        });
+                    }
+                }
+            }
+        }
+        out.push(InsertResult {
+            outcome: r.outcome,
+            version: r.version,
+            complete: r.complete,
+            completed_descendants: completed,
+        });
+    }
+    Ok(())
 }
 
 /// Leaf updates for one universe tree, applied once per transaction.
@@ -205,158 +560,6 @@ async fn apply_tree_work(
     Ok(())
 }
 
-async fn insert_one(
-    tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
-    leaf: &NewLeaf,
-    work: &mut Vec<TreeWork>,
-) -> Result<InsertResult, StoreError> {
-    let ty = type_code(leaf.proof_type);
-
-    let proof_hash = sha256(&[&leaf.raw]);
-
-    let existing = sqlx::query(
-        "SELECT h.id, h.complete, l.proof_hash, l.version FROM universe_heads h
-         JOIN universe_leaves l ON l.id = h.leaf_id
-         WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.leaf_key = $4",
-    )
-    .bind(tenant)
-    .bind(&leaf.universe_id[..])
-    .bind(ty)
-    .bind(&leaf.leaf_key[..])
-    .fetch_optional(&mut **tx)
-    .await?;
-
-    let (outcome, version, complete) = match &existing {
-        Some(row) => {
-            let complete: bool = row.get(1);
-            let old_hash: Vec<u8> = row.get(2);
-            let old_version: i32 = row.get(3);
-            if old_hash == proof_hash {
-                log_event(tx, tenant, "duplicate", leaf, &proof_hash).await?;
-                return Ok(InsertResult {
-                    outcome: InsertOutcome::Duplicate,
-                    version: old_version,
-                    complete,
-                    completed_descendants: 0,
-                });
-            }
-            (InsertOutcome::NewVersion, old_version + 1, complete)
-        }
-        None => {
-            let complete = match (leaf.proof_type, &leaf.prev_leaf_key) {
-                (ProofType::Issuance, _) => true,
-                (ProofType::Transfer, None) => false,
-                (ProofType::Transfer, Some(prev)) => {
-                    is_complete(tx, tenant, &leaf.universe_id, prev).await?
-                }
-            };
-            (InsertOutcome::New, 1, complete)
-        }
-    };
-
-    let leaf_node = Node::leaf(&leaf.raw, leaf.leaf_sum);
-    let leaf_id: i64 = sqlx::query_scalar(
-        "WITH p AS (INSERT INTO proofs (tenant_id, hash, raw) VALUES ($1, $6, $19) ON CONFLICT DO NOTHING)
-         INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version, proof_hash,
-            asset_id, group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
-            leaf_node_hash, block_height, block_hash, asset_name, inserted_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,
-            COALESCE(to_timestamp($20::FLOAT8 / 1e6), now())) RETURNING id",
-    )
-    .bind(tenant)
-    .bind(&leaf.universe_id[..])
-    .bind(ty)
-    .bind(&leaf.leaf_key[..])
-    .bind(version)
-    .bind(&proof_hash[..])
-    .bind(&leaf.asset_id[..])
-    .bind(leaf.group_key.as_ref().map(|g| g.to_vec()))
-    .bind(&leaf.anchor.txid.to_byte_array()[..])
-    .bind(leaf.anchor.vout as i32)
-    .bind(&leaf.script_key[..])
-    .bind(&leaf.script_key[1..])
-    .bind(i64_of(leaf.amount))
-    .bind(i64_of(leaf.leaf_sum))
-    .bind(&leaf_node.hash[..])
-    .bind(leaf.block_height as i32)
-    .bind(&leaf.block_hash[..])
-    .bind(&leaf.asset_name)
-    .bind(&leaf.raw)
-    .bind(leaf.received_at)
-    .fetch_one(&mut **tx)
-    .await?;
-
-    match existing {
-        Some(row) => {
-            let head_id: i64 = row.get(0);
-            sqlx::query("UPDATE universe_heads SET leaf_id = $1 WHERE id = $2")
-                .bind(leaf_id)
-                .bind(head_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        None => {
-            sqlx::query(
-                "INSERT INTO universe_heads (tenant_id, universe_id, proof_type, leaf_key, leaf_id, prev_leaf_key, complete)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(tenant)
-            .bind(&leaf.universe_id[..])
-            .bind(ty)
-            .bind(&leaf.leaf_key[..])
-            .bind(leaf_id)
-            .bind(leaf.prev_leaf_key.map(|k| k.to_vec()))
-            .bind(complete)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    log_event(
-        tx,
-        tenant,
-        if outcome == InsertOutcome::New {
-            "new_leaf"
-        } else {
-            "new_version"
-        },
-        leaf,
-        &proof_hash,
-    )
-    .await?;
-
-    let mut completed = 0;
-    if complete {
-        work.push(TreeWork {
-            universe_id: leaf.universe_id,
-            proof_type: leaf.proof_type,
-            leaf: leaf.clone(),
-            updates: vec![LeafUpdate {
-                key: leaf.leaf_key,
-                leaf: leaf_node,
-            }],
-        });
-        if outcome == InsertOutcome::New && has_waiting(tx, tenant, &leaf.universe_id).await? {
-            let extra = complete_descendants(tx, tenant, &leaf.universe_id, leaf.leaf_key).await?;
-            completed = extra.len();
-            if !extra.is_empty() {
-                work.push(TreeWork {
-                    universe_id: leaf.universe_id,
-                    proof_type: ProofType::Transfer,
-                    leaf: leaf.clone(),
-                    updates: extra,
-                });
-            }
-        }
-    }
-    Ok(InsertResult {
-        outcome,
-        version,
-        complete,
-        completed_descendants: completed,
-    })
-}
-
 /// Whether any leaf of this universe waits for its ancestry (an index-only
 /// probe; orphans are rare, so this usually saves the cascade query).
 async fn has_waiting(
@@ -370,23 +573,6 @@ async fn has_waiting(
     )
     .bind(tenant)
     .bind(&uid[..])
-    .fetch_one(&mut *conn)
-    .await?)
-}
-
-async fn is_complete(
-    conn: &mut PgConnection,
-    tenant: i64,
-    uid: &[u8; 32],
-    key: &[u8; 32],
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM universe_heads
-         WHERE tenant_id = $1 AND universe_id = $2 AND leaf_key = $3 AND complete)",
-    )
-    .bind(tenant)
-    .bind(&uid[..])
-    .bind(&key[..])
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -447,28 +633,6 @@ async fn ensure_universe(
     .bind(leaf.group_key.is_none().then(|| leaf.asset_id.to_vec()))
     .bind(leaf.group_key.as_ref().map(|g| g.to_vec()))
     .bind(&leaf.asset_name)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn log_event(
-    conn: &mut PgConnection,
-    tenant: i64,
-    kind: &str,
-    leaf: &NewLeaf,
-    proof_hash: &[u8; 32],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO ingest_events (tenant_id, kind, universe_id, proof_type, leaf_key, proof_hash)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(tenant)
-    .bind(kind)
-    .bind(&leaf.universe_id[..])
-    .bind(type_code(leaf.proof_type))
-    .bind(&leaf.leaf_key[..])
-    .bind(&proof_hash[..])
     .execute(&mut *conn)
     .await?;
     Ok(())
