@@ -95,9 +95,16 @@ pub fn bit(key: &Hash, depth: usize) -> bool {
 /// Hash of a subtree whose top is at `depth` and which holds exactly one
 /// leaf: the leaf hashed up from the bottom with empty siblings.
 pub fn compacted_leaf_hash(key: &Hash, leaf: Node, depth: usize) -> Result<Node, SumOverflow> {
+    hash_up(key, leaf, MAX_DEPTH, depth)
+}
+
+/// Continues [`compacted_leaf_hash`]: `node` is the one-leaf subtree of
+/// `key` whose top is at `from`; returns the one whose top is at `to`
+/// (`to <= from`).
+pub fn hash_up(key: &Hash, node: Node, from: usize, to: usize) -> Result<Node, SumOverflow> {
     let empty = empty_tree();
-    let mut cur = leaf;
-    for d in (depth..MAX_DEPTH).rev() {
+    let mut cur = node;
+    for d in (to..from).rev() {
         cur = if bit(key, d) {
             Node::branch(&empty[d + 1], &cur)?
         } else {

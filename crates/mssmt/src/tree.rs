@@ -3,7 +3,7 @@
 //! 256n, while roots and proofs are those of the full 256-level tree.
 
 use crate::node::{
-    bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH,
+    bit, compacted_leaf_hash, empty_root, empty_tree, hash_up, Hash, Node, SumOverflow, MAX_DEPTH,
 };
 use crate::proof::Proof;
 use crate::store::{MemStore, NodeStore, StoredNode};
@@ -78,14 +78,49 @@ impl Sub {
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Depth at which a leaf's compacted hash chain is remembered. Two keys
+/// share their first 64 bits with odds of about n²/2⁶⁵, so compacted
+/// leaves sit above it in any real tree.
+const CHECKPOINT: usize = 64;
+
+/// At most this many remembered chains (about 120 bytes each).
+const MEMO_CAP: usize = 1 << 18;
+
 /// An MS-SMT over a [`NodeStore`].
 pub struct Tree<S: NodeStore> {
     store: S,
+    /// key → (leaf, its one-leaf subtree at [`CHECKPOINT`]). Hashing a
+    /// compacted leaf from the bottom costs ~240 branch hashes; a leaf
+    /// pushed down by a new neighbour is re-hashed from here instead. A
+    /// pure function of (key, leaf), so it is never stale.
+    memo: std::collections::HashMap<Hash, (Node, Node)>,
 }
 
 impl<S: NodeStore> Tree<S> {
     pub fn new(store: S) -> Self {
-        Tree { store }
+        Tree {
+            store,
+            memo: Default::default(),
+        }
+    }
+
+    /// [`compacted_leaf_hash`], through the memo.
+    fn leaf_at(&mut self, key: &Hash, leaf: Node, depth: usize) -> Result<Node, SumOverflow> {
+        if depth > CHECKPOINT {
+            return compacted_leaf_hash(key, leaf, depth);
+        }
+        let cp = match self.memo.get(key) {
+            Some((l, n)) if *l == leaf => *n,
+            _ => {
+                let n = compacted_leaf_hash(key, leaf, CHECKPOINT)?;
+                if self.memo.len() >= MEMO_CAP {
+                    self.memo.clear();
+                }
+                self.memo.insert(*key, (leaf, n));
+                n
+            }
+        };
+        hash_up(key, cp, CHECKPOINT, depth)
     }
     pub fn store(&self) -> &S {
         &self.store
@@ -208,7 +243,7 @@ impl<S: NodeStore> Tree<S> {
         u: LeafUpdate,
         out: &mut Vec<(Hash, StoredNode)>,
     ) -> Result<Sub, TreeError<S::Error>> {
-        let node = compacted_leaf_hash(&u.key, u.leaf, depth)?;
+        let node = self.leaf_at(&u.key, u.leaf, depth)?;
         out.push((
             node.hash,
             StoredNode::Leaf {
@@ -331,7 +366,7 @@ impl<S: NodeStore> Tree<S> {
                             d += 1;
                         }
                         if d < MAX_DEPTH {
-                            siblings.push(compacted_leaf_hash(&k, leaf, d + 1)?);
+                            siblings.push(self.leaf_at(&k, leaf, d + 1)?);
                         }
                     }
                     break;

@@ -132,3 +132,61 @@ fn compressed_proof_rejects_malformed() {
         Err(ProofError::CountMismatch { .. })
     ));
 }
+
+/// The tree's root by the definition: recursive, no compaction shortcuts
+/// and no memo. Independent of `Tree`.
+fn reference_root(leaves: &[(Hash, Node)], depth: usize) -> Node {
+    match leaves {
+        [] => tapvault_mssmt::empty_tree()[depth],
+        [(k, l)] => tapvault_mssmt::compacted_leaf_hash(k, *l, depth).unwrap(),
+        _ => {
+            let (r, l): (Vec<_>, Vec<_>) = leaves
+                .iter()
+                .partition(|(k, _)| tapvault_mssmt::bit(k, depth));
+            Node::branch(
+                &reference_root(&l, depth + 1),
+                &reference_root(&r, depth + 1),
+            )
+            .unwrap()
+        }
+    }
+}
+
+/// Keys sharing long prefixes push compacted leaves deep, on both sides of
+/// the depth where leaf hash chains are memoised: roots, proofs and
+/// deletes stay those of the definition.
+#[test]
+fn deep_neighbours_around_the_memo_checkpoint() {
+    let base = [0x5au8; 32];
+    let flip = |bit: usize| {
+        let mut k = base;
+        k[bit / 8] ^= 1 << (bit % 8);
+        k
+    };
+    let keys: Vec<Hash> = [0, 39, 62, 63, 64, 65, 100, 200, 255]
+        .iter()
+        .map(|b| flip(*b))
+        .chain([base])
+        .collect();
+    let leaf = |i: usize| Node::leaf(&[i as u8; 3], i as u64 + 1);
+    let mut t = MemTree::new();
+    let mut held: Vec<(Hash, Node)> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        t.insert(*k, &[i as u8; 3], i as u64 + 1).unwrap();
+        held.push((*k, leaf(i)));
+        assert_eq!(t.root(), reference_root(&held, 0), "after inserting {i}");
+    }
+    for (k, l) in &held {
+        let p = t.proof(k).unwrap();
+        p.verify(k, *l, &t.root()).unwrap();
+    }
+    // Replace, then delete in another order: every intermediate root agrees.
+    t.insert(keys[4], b"new", 9).unwrap();
+    held[4].1 = Node::leaf(b"new", 9);
+    assert_eq!(t.root(), reference_root(&held, 0));
+    for i in [4, 0, 9, 5, 7] {
+        t.delete(keys[i]).unwrap();
+        held.retain(|(k, _)| *k != keys[i]);
+        assert_eq!(t.root(), reference_root(&held, 0), "after deleting {i}");
+    }
+}
