@@ -75,6 +75,9 @@ pub struct Report {
     pub gaps: Vec<String>,
     pub mismatches: Vec<String>,
     pub wallet_backup: Option<String>,
+    /// The chosen backup blob as stored (tapd rebuilds stripped v2 and
+    /// proofless v3 entries itself when it imports this one).
+    pub original_backup: Option<String>,
     pub ok: bool,
 }
 
@@ -141,7 +144,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             break;
         }
     }
-    let mut blobs: Vec<(v1::WalletBackupInfo, WalletBackup)> = Vec::new();
+    let mut blobs: Vec<(v1::WalletBackupInfo, WalletBackup, Vec<u8>)> = Vec::new();
     for info in infos {
         let raw = b
             .get_wallet_backup(v1::GetWalletBackupRequest {
@@ -158,7 +161,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             continue;
         }
         match WalletBackup::decode(&raw) {
-            Ok(wb) => blobs.push((info, wb)),
+            Ok(wb) => blobs.push((info, wb, raw)),
             Err(e) => rep
                 .mismatches
                 .push(format!("wallet backup {} does not decode: {e}", info.id)),
@@ -167,7 +170,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     let chosen = match a.backup_id {
         Some(id) => blobs
             .iter()
-            .position(|(i, _)| i.id == id)
+            .position(|(i, _, _)| i.id == id)
             .with_context(|| format!("no TAPBAK wallet backup with id {id} on the server"))?,
         None if blobs.is_empty() => {
             rep.gaps.push(
@@ -179,7 +182,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         None => 0,
     };
     let mut locators: HashMap<(OutPoint, [u8; 32]), AssetBackup> = HashMap::new();
-    for (_, wb) in &blobs {
+    for (_, wb, _) in &blobs {
         for e in &wb.assets {
             locators
                 .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
@@ -188,10 +191,13 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     }
 
     let mut entries_out = Vec::new();
-    if let Some((info, wb)) = blobs.get(chosen) {
+    if let Some((info, wb, raw)) = blobs.get(chosen) {
         rep.backup_id = info.id;
         rep.backup_version = info.version;
         rep.backup_received_at = info.received_at;
+        let p = a.out.join("original.tapbak");
+        write_new(&p, raw, a.force)?;
+        rep.original_backup = Some(p.display().to_string());
         let bar = if a.quiet {
             indicatif::ProgressBar::hidden()
         } else {
@@ -205,6 +211,13 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         for e in &wb.assets {
             let (mut ar, entry) =
                 recover_output(&mut b, e, &locators, &done, opts, &a, &mut rep).await?;
+            if wb.version != VERSION_RAW && matches!(ar.status.as_str(), "missing" | "invalid") {
+                ar.notes.push(format!(
+                    "the TAPBAK v{} entry carries {}: importing original.tapbak lets tapd rebuild it from the chain and its universe",
+                    wb.version,
+                    if e.proof_file.is_some() { "a stripped proof file" } else { "no proofs" }
+                ));
+            }
             if let Some(en) = entry {
                 done.insert((en.anchor_outpoint, en.asset.script_key.x_only()));
                 entries_out.push(en);
@@ -640,6 +653,12 @@ pub fn print_summary(r: &Report, out: &Path) {
     }
     if let Some(w) = &r.wallet_backup {
         println!("wrote {w}; import with: tapcli assets backup import --backup_file {w}");
+    }
+    if let (Some(o), false) = (&r.original_backup, r.ok) {
+        println!(
+            "the backup as stored (v{}) is {o}: for outputs listed above as missing, tapd can rebuild what it can from the chain and its universe with: tapcli assets backup import --backup_file {o}",
+            r.backup_version
+        );
     }
     println!(
         "{} (report: {})",

@@ -302,6 +302,15 @@ async fn recover_rebuilds_an_importable_backup_with_the_newest_chains() {
     assert_eq!(o.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("GAP: output"), "{stdout}");
     assert!(stdout.contains("recovery INCOMPLETE"), "{stdout}");
+    // The blob as pushed is handed back too, for tapd to rebuild from.
+    assert_eq!(
+        std::fs::read(f.dir.join("bob").join("original.tapbak")).unwrap(),
+        only_tip.encode()
+    );
+    assert!(
+        stdout.contains("importing original.tapbak lets tapd rebuild it"),
+        "{stdout}"
+    );
 
     // A certificate that is not the server's is refused.
     let other = f.dir.join("other.cert");
