@@ -130,8 +130,9 @@ pub struct Options {
     /// Run every witness through the Taproot Assets VM (off by default). A
     /// transfer's inputs are known only in a proof file (the previous
     /// proof and any additional inputs), so a lone transfer proof records
-    /// the check as pending; lock times are not checked (they need the
-    /// chain), the scripts' own CLTV/CSV are.
+    /// the check as pending. Asset lock times are checked at the proof's
+    /// block height (relative ones from the input proof's height); those
+    /// in seconds need median times and stay pending.
     pub vm: bool,
 }
 
@@ -527,16 +528,34 @@ pub fn verify_witness(p: &Proof, prev: Option<&Proof>) -> Result<Option<String>,
         )
     };
     let mut inputs = vec![input(prev)];
+    let mut heights = vec![(prev.outpoint().txid, prev.block_height)];
     for (j, f) in p.additional_inputs.iter().enumerate() {
         let last = f
             .last_proof()
             .map_err(|e| VerifyError::Witness(format!("additional input {j}: {e}")))?
             .ok_or_else(|| VerifyError::Witness(format!("additional input {j} is empty")))?;
+        heights.push((last.outpoint().txid, last.block_height));
         inputs.push(input(&last));
     }
-    vm::execute(&new, &splits, &inputs, None)
-        .map(|_| None)
-        .map_err(w)
+    // Lock times as tapd checks them, at the proof's block: heights come
+    // from the input proofs; median times would need the chain.
+    let chain = ProofHeights(heights);
+    let locks = vm::TimeLocks::new(p.block_height, &chain);
+    vm::execute(&new, &splits, &inputs, Some(&locks)).map_err(w)?;
+    let unchecked = locks.unchecked.into_inner();
+    Ok((!unchecked.is_empty()).then(|| unchecked.join("; ")))
+}
+
+/// Confirmation heights known from a proof file's own proofs.
+struct ProofHeights(Vec<(Txid, u32)>);
+
+impl vm::ChainLookup for ProofHeights {
+    fn tx_block_height(&self, txid: &Txid) -> Option<u32> {
+        self.0.iter().find(|(t, _)| t == txid).map(|(_, h)| *h)
+    }
+    fn mean_block_timestamp(&self, _: u32) -> Option<i64> {
+        None
+    }
 }
 
 /// Verifies a whole proof file: every proof, then the chain between them.
@@ -567,8 +586,12 @@ pub fn verify_chain(proofs: &[RawProof], opts: Options) -> Result<Vec<Verified>,
         }
         if i > 0 {
             check_link(i, &proofs[i - 1].proof, &rp.proof)?;
-            if opts.vm && verify_witness(&rp.proof, Some(&proofs[i - 1].proof))?.is_none() {
+            if opts.vm {
+                let unchecked = verify_witness(&rp.proof, Some(&proofs[i - 1].proof))?;
                 v.pending.retain(|(c, _)| *c != Check::Witness);
+                if let Some(why) = unchecked {
+                    v.pending.push((Check::Witness, why));
+                }
             }
         }
         for (j, add) in rp.proof.additional_inputs.iter().enumerate() {

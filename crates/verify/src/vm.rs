@@ -70,12 +70,24 @@ pub trait ChainLookup {
     fn mean_block_timestamp(&self, height: u32) -> Option<i64>;
 }
 
-/// Lock times are validated only with a block height and a chain to ask;
-/// without them (offline proof verification) they are skipped, while the
-/// script's own CLTV/CSV opcodes still run against the virtual tx.
+/// Lock times are validated only with a block height and a chain to ask
+/// (without them they are skipped; the script's own CLTV/CSV opcodes still
+/// run against the virtual tx). A lock the chain cannot answer for (a
+/// median time, say, offline) is listed in `unchecked` and skipped.
 pub struct TimeLocks<'a> {
     pub block_height: u32,
     pub chain: &'a dyn ChainLookup,
+    pub unchecked: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> TimeLocks<'a> {
+    pub fn new(block_height: u32, chain: &'a dyn ChainLookup) -> Self {
+        TimeLocks {
+            block_height,
+            chain,
+            unchecked: Default::default(),
+        }
+    }
 }
 
 fn has_genesis_witness(a: &Asset) -> bool {
@@ -396,16 +408,18 @@ const SEQUENCE_GRANULARITY: u32 = 9;
 
 fn check_lock_time(new: &Asset, input: &PrevId, l: &TimeLocks<'_>) -> Result<(), VmError> {
     let unfinal = |m: String| Err(VmError::UnfinalizedAsset(m));
-    let mtp = |h: u32| {
-        l.chain
-            .mean_block_timestamp(h)
-            .ok_or_else(|| VmError::Other(format!("no median time for block {h}")))
-    };
+    let skip = |what: String| l.unchecked.borrow_mut().push(what);
     if new.lock_time != 0 {
         if new.lock_time > LOCK_TIME_THRESHOLD {
-            let t = mtp(l.block_height)?;
-            if t < new.lock_time as i64 {
-                return unfinal(format!("block_time={t}, min_time={}", new.lock_time));
+            match l.chain.mean_block_timestamp(l.block_height) {
+                Some(t) if t < new.lock_time as i64 => {
+                    return unfinal(format!("block_time={t}, min_time={}", new.lock_time));
+                }
+                Some(_) => {}
+                None => skip(format!(
+                    "lock time {} needs the median time of block {}",
+                    new.lock_time, l.block_height
+                )),
             }
         } else if (l.block_height as u64) < new.lock_time {
             return unfinal(format!(
@@ -416,15 +430,22 @@ fn check_lock_time(new: &Asset, input: &PrevId, l: &TimeLocks<'_>) -> Result<(),
     }
     let seq = new.relative_lock_time;
     if seq != 0 && seq & SEQUENCE_DISABLED == 0 {
-        let confirmed = l
-            .chain
-            .tx_block_height(&input.out_point.txid)
-            .ok_or_else(|| VmError::Other(format!("no height for {}", input.out_point.txid)))?;
+        let Some(confirmed) = l.chain.tx_block_height(&input.out_point.txid) else {
+            skip(format!(
+                "relative lock {seq:#x} needs the height of {}",
+                input.out_point.txid
+            ));
+            return Ok(());
+        };
         let rel = seq & SEQUENCE_MASK;
         if seq & SEQUENCE_IS_SECONDS != 0 {
-            let base = mtp(confirmed.saturating_sub(1))?;
+            let base = l.chain.mean_block_timestamp(confirmed.saturating_sub(1));
+            let now = l.chain.mean_block_timestamp(l.block_height);
+            let (Some(base), Some(t)) = (base, now) else {
+                skip(format!("relative lock {seq:#x} needs median times"));
+                return Ok(());
+            };
             let min_time = base + ((rel << SEQUENCE_GRANULARITY) as i64) - 1;
-            let t = mtp(l.block_height)?;
             if t < min_time {
                 return unfinal(format!("block_time={t}, min_time={min_time}"));
             }

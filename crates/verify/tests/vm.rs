@@ -50,11 +50,13 @@ fn run(case: &Value) -> Result<(), VmError> {
             )
         })
         .collect();
-    let locks = TimeLocks {
-        block_height: case["block_height"].as_u64().unwrap() as u32,
-        chain: &MockChain,
-    };
-    execute(&new, &splits, &inputs, Some(&locks))
+    let locks = TimeLocks::new(case["block_height"].as_u64().unwrap() as u32, &MockChain);
+    let r = execute(&new, &splits, &inputs, Some(&locks));
+    assert!(
+        locks.unchecked.borrow().is_empty(),
+        "the mock chain answers everything"
+    );
+    r
 }
 
 #[test]
@@ -203,4 +205,71 @@ fn a_tampered_transfer_witness_fails_the_vm() {
     // Spending something else than the input's proof: no such input.
     let e = verify_witness(&cur, Some(&get("valid regtest proof file index 0"))).unwrap_err();
     assert!(e.to_string().contains("missing asset input"), "{e}");
+}
+
+/// Offline, a lock the chain cannot answer for is skipped and listed (the
+/// proof's check stays pending); height locks need no chain and still bite.
+#[test]
+fn locks_the_chain_cannot_answer_are_listed_not_failed() {
+    struct HeightsOnly;
+    impl ChainLookup for HeightsOnly {
+        fn tx_block_height(&self, _: &bitcoin::Txid) -> Option<u32> {
+            Some(234)
+        }
+        fn mean_block_timestamp(&self, _: u32) -> Option<i64> {
+            None
+        }
+    }
+    let v = load("taproot-assets/vm/testdata/vm_validation_generated.json");
+    let case = |name: &str| {
+        v["valid_test_cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["comment"] == name)
+            .unwrap()
+            .clone()
+    };
+    let with = |c: &Value, height: u32| {
+        let mut c = c.clone();
+        c["block_height"] = height.into();
+        let new = asset(&c["asset"]);
+        let inputs: Vec<(PrevId, tapvault_codec::Asset)> = c["input_set"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let p = &i["prev_id"];
+                (
+                    PrevId {
+                        out_point: outpoint(&p["out_point"]),
+                        asset_id: arr32(&p["asset_id"]),
+                        script_key: PubKey(bytes(&p["script_key"]).try_into().unwrap()),
+                    },
+                    asset(&i["asset"]),
+                )
+            })
+            .collect();
+        let locks = TimeLocks::new(height, &HeightsOnly);
+        let r = execute(&new, &[], &inputs, Some(&locks));
+        (r, locks.unchecked.into_inner())
+    };
+    let timed = case(
+        "normal state transition with timestamp based csv locked asset, sufficient time passed",
+    );
+    let (r, unchecked) = with(&timed, 240);
+    assert_eq!(r, Ok(()));
+    assert!(!unchecked.is_empty());
+    assert!(
+        unchecked.iter().all(|u| u.contains("needs median times")),
+        "one per input: {unchecked:?}"
+    );
+    let by_height = case("normal state transition with csv locked asset, sufficient block height");
+    let (r, unchecked) = with(&by_height, 240);
+    assert_eq!((r, unchecked.len()), (Ok(()), 0));
+    let (r, _) = with(&by_height, 235);
+    assert!(
+        matches!(r, Err(VmError::UnfinalizedAsset(_))),
+        "one block after confirmation is too early: {r:?}"
+    );
 }
