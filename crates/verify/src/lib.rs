@@ -513,6 +513,9 @@ pub fn verify_witness(p: &Proof, prev: Option<&Proof>) -> Result<Option<String>,
             .map_err(w);
     }
     let Some(prev) = prev else {
+        if let Some(cw) = &p.challenge_witness {
+            return verify_ownership(p, cw);
+        }
         return Ok(Some(
             "a transfer's inputs are in the proof file: verify the whole file".into(),
         ));
@@ -544,6 +547,42 @@ pub fn verify_witness(p: &Proof, prev: Option<&Proof>) -> Result<Option<String>,
     vm::execute(&new, &splits, &inputs, Some(&locks)).map_err(w)?;
     let unchecked = locks.unchecked.into_inner();
     Ok((!unchecked.is_empty()).then(|| unchecked.join("; ")))
+}
+
+/// An ownership proof's challenge witness: the owner spends the whole asset
+/// to the NUMS key from the zero outpoint (so the witness can never move
+/// the asset on chain), a 1-in-1-out transition the VM checks. A witness
+/// over a verifier's challenge (NUMS + challenge·G) needs that challenge,
+/// which a backup server does not have: such a proof stays pending.
+fn verify_ownership(p: &Proof, witness: &[Vec<u8>]) -> Result<Option<String>, VerifyError> {
+    let owned = p.asset.clone();
+    let prev_id = tapvault_codec::PrevId {
+        out_point: OutPoint {
+            txid: Txid::all_zeros(),
+            vout: 0,
+        },
+        asset_id: owned.id(),
+        script_key: owned.script_key,
+    };
+    let mut spend = owned.clone();
+    spend.split_commitment_root = None;
+    spend.lock_time = 0;
+    spend.relative_lock_time = 0;
+    spend.script_key = PubKey(tapvault_codec::derived::NUMS_KEY);
+    spend.prev_witnesses = vec![tapvault_codec::Witness {
+        prev_id: Some(prev_id),
+        tx_witness: witness.to_vec(),
+        split_commitment: None,
+    }];
+    match vm::execute(&spend, &[], &[(prev_id, owned)], None) {
+        Ok(()) => Ok(None),
+        Err(vm::VmError::InvalidTransferWitness(_)) => Ok(Some(
+            "ownership proof: the challenge witness does not sign the challenge-less \
+             spend; it may sign a verifier's challenge"
+                .into(),
+        )),
+        Err(e) => Err(VerifyError::Witness(format!("ownership proof: {e}"))),
+    }
 }
 
 /// Confirmation heights known from a proof file's own proofs.

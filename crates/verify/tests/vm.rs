@@ -158,6 +158,17 @@ fn regtest_proofs_pass_the_vm() {
         if p.asset.is_genesis() {
             assert_eq!(w, Outcome::Passed, "{comment}");
             genesis += 1;
+        } else if p.challenge_witness.is_some() {
+            // An ownership proof signs a spend of the asset to NUMS.
+            assert_eq!(w, Outcome::Passed, "{comment}");
+            let mut bad = p.clone();
+            if let Some(cw) = &mut bad.challenge_witness {
+                cw[0][7] ^= 1;
+            }
+            assert!(
+                matches!(tapvault_verify::verify_witness(&bad, None), Ok(Some(ref m)) if m.contains("challenge")),
+                "a broken challenge witness is not taken as valid"
+            );
         } else {
             assert!(matches!(w, Outcome::Skipped(_)), "{comment}: {w:?}");
         }
