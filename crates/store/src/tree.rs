@@ -146,22 +146,17 @@ impl NodeStore for PgTree<'_> {
 
     async fn load_root(&mut self) -> Result<Option<Node>, StoreError> {
         let row: Option<(Vec<u8>, i64)> = if self.for_update {
-            // Make sure the row exists so there is something to lock.
-            sqlx::query(
+            // One round trip: create the row if absent, else lock it with a
+            // no-op update, and read it.
+            sqlx::query_as(
                 "INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum)
-                 VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, 0)
+                 ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum
+                 RETURNING root_hash, root_sum",
             )
             .bind(self.tenant)
             .bind(&self.namespace)
             .bind(&tapvault_mssmt::empty_root().hash[..])
-            .execute(&mut *self.conn)
-            .await?;
-            sqlx::query_as(
-                "SELECT root_hash, root_sum FROM mssmt_roots
-                 WHERE tenant_id = $1 AND namespace = $2 FOR UPDATE",
-            )
-            .bind(self.tenant)
-            .bind(&self.namespace)
             .fetch_optional(&mut *self.conn)
             .await?
         } else {
