@@ -253,3 +253,21 @@ async fn without_an_operator_tenant_nobody_adds_tenants_over_the_api() {
     assert_eq!(s.count("tenants").await, 1);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_unknown_operator_tenant_stops_the_start() {
+    let tdb = tapvault_store::db::testdb::create().await;
+    let dir = std::env::temp_dir().join(format!("tapvault-test-{}", tdb.name));
+    let mut cfg = tapvault_server::ServeConfig::new(dir.clone());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(tdb.url.clone());
+    cfg.operator_tenant = Some("nobody".into());
+    let e = tapvault_server::start(cfg).await.err().expect("refused");
+    assert!(
+        format!("{e:#}").contains("--operator-tenant names unknown tenant \"nobody\""),
+        "{e:#}"
+    );
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
