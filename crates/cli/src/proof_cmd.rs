@@ -70,7 +70,7 @@ pub fn decode(path: &str) -> Result<Value> {
 /// Verifies a proof or proof file offline; returns the printed report and
 /// whether everything passed.
 pub fn verify(path: &str, header: bool, vm: bool) -> Result<(String, bool)> {
-    use tapvault_verify::{verify_proof, verify_witness, Check, Options, Outcome};
+    use tapvault_verify::{verify_proof, verify_steps, Check, Options, VerifyError};
     let opts = Options { header, vm };
     let blob = crate::input::read_blob(path)?;
     let decoded = ProofBlob::decode(&blob).context("not a valid proof or proof file")?;
@@ -86,26 +86,31 @@ pub fn verify(path: &str, header: bool, vm: bool) -> Result<(String, bool)> {
             let proofs = f
                 .decode_proofs()
                 .context("proof file holds an invalid proof")?;
-            for (i, rp) in proofs.iter().enumerate() {
-                let mut r = verify_proof(&rp.proof, opts);
-                // In a file a transfer's input is the proof before it.
-                if let (true, Some(prev)) = (vm && i > 0, i.checked_sub(1).map(|j| &proofs[j])) {
-                    if let Some(slot) = r.results.iter_mut().find(|(c, _)| *c == Check::Witness) {
-                        slot.1 = match verify_witness(&rp.proof, Some(&prev.proof)) {
-                            Ok(None) => Outcome::Passed,
-                            Ok(Some(why)) => Outcome::Skipped(why),
-                            Err(e) => Outcome::Failed(e),
-                        };
-                    }
-                }
+            // The chain's verdict is its first failure, as verify_chain
+            // reports it; only a broken link is printed as such (a failed
+            // proof already shows in its own report).
+            let mut first: Option<VerifyError> = proofs.is_empty().then(|| VerifyError::Chain {
+                index: 0,
+                reason: "empty proof file".into(),
+            });
+            for (i, (rp, step)) in proofs.iter().zip(verify_steps(&proofs, opts)).enumerate() {
+                let r = step.report;
                 ok &= r.is_ok();
                 out += &format!("proof {i} ({}):\n{r}", rp.proof.outpoint());
+                if first.is_none() {
+                    first = r
+                        .failures()
+                        .next()
+                        .cloned()
+                        .or(step.link.err())
+                        .or(step.inputs.err());
+                }
             }
-            match tapvault_verify::verify_chain(&proofs, opts) {
-                Ok(_) => out += "✓ proof file chain\n",
-                Err(e) => {
+            match first {
+                None => out += "✓ proof file chain\n",
+                Some(e) => {
                     ok = false;
-                    if e.check() == tapvault_verify::Check::Chain {
+                    if e.check() == Check::Chain {
                         out += &format!("✗ proof file chain: {e}\n");
                     }
                 }

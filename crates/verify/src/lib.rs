@@ -194,6 +194,16 @@ impl Report {
     pub fn summary(&self) -> &Verified {
         &self.summary
     }
+    /// Replaces one check's outcome (and its pending entry).
+    fn set(&mut self, check: Check, o: Outcome) {
+        if let Some(slot) = self.results.iter_mut().find(|(c, _)| *c == check) {
+            slot.1 = o.clone();
+        }
+        self.summary.pending.retain(|(c, _)| *c != check);
+        if let Outcome::Skipped(why) = o {
+            self.summary.pending.push((check, why));
+        }
+    }
 }
 
 impl fmt::Display for Report {
@@ -606,6 +616,58 @@ pub fn verify_file(f: &File, opts: Options) -> Result<Vec<Verified>, VerifyError
     verify_chain(&proofs, opts)
 }
 
+/// One proof of a file, checked in place.
+pub struct FileStep {
+    /// Its own checks; with [`Options::vm`], a transfer's witnesses are
+    /// checked against the proof before it once `link` holds.
+    pub report: Report,
+    /// The first proof is a genesis; every other spends the one before it.
+    pub link: Result<(), VerifyError>,
+    /// Its additional input files, each verified whole.
+    pub inputs: Result<(), VerifyError>,
+}
+
+/// Verifies decoded proofs genesis → tip, one step per proof, lazily (stop
+/// at the first failure that matters).
+pub fn verify_steps(proofs: &[RawProof], opts: Options) -> impl Iterator<Item = FileStep> + '_ {
+    proofs.iter().enumerate().map(move |(i, rp)| {
+        let mut report = verify_proof(&rp.proof, opts);
+        let prev = i.checked_sub(1).map(|j| &proofs[j].proof);
+        let link = match prev {
+            None if !rp.proof.asset.is_genesis() => Err(VerifyError::Chain {
+                index: 0,
+                reason: "the first proof is not a genesis proof".into(),
+            }),
+            None => Ok(()),
+            Some(prev) => check_link(i, prev, &rp.proof),
+        };
+        if let (Some(prev), true, Ok(())) = (prev, opts.vm, &link) {
+            report.set(
+                Check::Witness,
+                outcome(verify_witness(&rp.proof, Some(prev))),
+            );
+        }
+        let inputs = rp
+            .proof
+            .additional_inputs
+            .iter()
+            .enumerate()
+            .try_for_each(|(j, add)| {
+                verify_file(add, opts)
+                    .map(|_| ())
+                    .map_err(|e| VerifyError::Chain {
+                        index: i,
+                        reason: format!("additional input file {j}: {e}"),
+                    })
+            });
+        FileStep {
+            report,
+            link,
+            inputs,
+        }
+    })
+}
+
 /// Verifies decoded proofs genesis → tip and the links between them.
 pub fn verify_chain(proofs: &[RawProof], opts: Options) -> Result<Vec<Verified>, VerifyError> {
     if proofs.is_empty() {
@@ -615,30 +677,10 @@ pub fn verify_chain(proofs: &[RawProof], opts: Options) -> Result<Vec<Verified>,
         });
     }
     let mut out = Vec::with_capacity(proofs.len());
-    for (i, rp) in proofs.iter().enumerate() {
-        let mut v = verify_proof(&rp.proof, opts).into_result()?;
-        if i == 0 && !rp.proof.asset.is_genesis() {
-            return Err(VerifyError::Chain {
-                index: 0,
-                reason: "the first proof is not a genesis proof".into(),
-            });
-        }
-        if i > 0 {
-            check_link(i, &proofs[i - 1].proof, &rp.proof)?;
-            if opts.vm {
-                let unchecked = verify_witness(&rp.proof, Some(&proofs[i - 1].proof))?;
-                v.pending.retain(|(c, _)| *c != Check::Witness);
-                if let Some(why) = unchecked {
-                    v.pending.push((Check::Witness, why));
-                }
-            }
-        }
-        for (j, add) in rp.proof.additional_inputs.iter().enumerate() {
-            verify_file(add, opts).map_err(|e| VerifyError::Chain {
-                index: i,
-                reason: format!("additional input file {j}: {e}"),
-            })?;
-        }
+    for step in verify_steps(proofs, opts) {
+        let v = step.report.into_result()?;
+        step.link?;
+        step.inputs?;
         out.push(v);
     }
     Ok(out)
