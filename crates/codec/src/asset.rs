@@ -426,16 +426,34 @@ impl Asset {
     }
 
     /// Genesis asset: one witness with the zero PrevID and no split
-    /// commitment (spec §4.5).
+    /// commitment (spec §4.5); its witness stack is empty, or, for a
+    /// grouped asset, the group witness.
     pub fn is_genesis(&self) -> bool {
+        self.has_genesis_witness() || self.has_genesis_witness_for_group()
+    }
+
+    /// The one zero-PrevID witness, without split commitment, whose stack
+    /// is empty (`Some(true)`) or not (`Some(false)`).
+    fn genesis_witness_stack_empty(&self) -> Option<bool> {
         match self.prev_witnesses.as_slice() {
-            [w] => {
-                w.prev_id.as_ref().is_some_and(|p| p.is_zero())
-                    && w.split_commitment.is_none()
-                    && (w.tx_witness.is_empty() || self.group_key.is_some())
+            [w] if w.prev_id.as_ref().is_some_and(|p| p.is_zero())
+                && w.split_commitment.is_none() =>
+            {
+                Some(w.tx_witness.is_empty())
             }
-            _ => false,
+            _ => None,
         }
+    }
+
+    /// A genesis witness with an empty stack (ungrouped, or grouped and not
+    /// yet signed).
+    pub fn has_genesis_witness(&self) -> bool {
+        self.genesis_witness_stack_empty() == Some(true)
+    }
+
+    /// A grouped genesis carrying its group witness.
+    pub fn has_genesis_witness_for_group(&self) -> bool {
+        self.group_key.is_some() && self.genesis_witness_stack_empty() == Some(false)
     }
 
     /// A split (non-root) output: its one witness carries a split commitment.

@@ -90,17 +90,6 @@ impl<'a> TimeLocks<'a> {
     }
 }
 
-fn has_genesis_witness(a: &Asset) -> bool {
-    matches!(a.prev_witnesses.as_slice(), [w]
-        if w.prev_id.is_some_and(|p| p.is_zero()) && w.tx_witness.is_empty() && w.split_commitment.is_none())
-}
-
-fn has_genesis_witness_for_group(a: &Asset) -> bool {
-    a.group_key.is_some()
-        && matches!(a.prev_witnesses.as_slice(), [w]
-            if w.prev_id.is_some_and(|p| p.is_zero()) && !w.tx_witness.is_empty() && w.split_commitment.is_none())
-}
-
 fn is_unspendable(a: &Asset) -> bool {
     a.script_key.0 == NUMS_KEY && a.amount == 0
 }
@@ -133,13 +122,13 @@ pub fn execute(
         .iter()
         .map(|(id, a)| (id.hash(), (*id, a.clone())))
         .collect();
-    if has_genesis_witness(new) {
+    if new.has_genesis_witness() {
         if !splits.is_empty() || !set.is_empty() || new.group_key.is_some() {
             return Err(VmError::InvalidGenesisStateTransition);
         }
         return Ok(());
     }
-    let group_genesis = has_genesis_witness_for_group(new);
+    let group_genesis = new.has_genesis_witness_for_group();
     if group_genesis {
         if !splits.is_empty() || !set.is_empty() {
             return Err(VmError::InvalidGenesisStateTransition);
