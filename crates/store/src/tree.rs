@@ -95,6 +95,26 @@ fn decode_node(kind: i16, d: &[u8]) -> Result<StoredNode, StoreError> {
     }
 }
 
+/// Creates a tree's root row if absent, else locks it with a no-op update
+/// (held until the transaction ends), and reads it: one round trip.
+pub async fn lock_root(
+    conn: &mut PgConnection,
+    tenant: i64,
+    namespace: &str,
+) -> Result<(Vec<u8>, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum)
+         VALUES ($1, $2, $3, 0)
+         ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum
+         RETURNING root_hash, root_sum",
+    )
+    .bind(tenant)
+    .bind(namespace)
+    .bind(&tapvault_mssmt::empty_root().hash[..])
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 /// One tree (tenant, namespace) over a connection, usually a transaction.
 /// With `for_update`, loading the root locks the tree's root row until the
 /// transaction ends, so concurrent writers of the same tree serialize while
@@ -126,6 +146,17 @@ impl<'c> PgTree<'c> {
             nodes_written: 0,
         }
     }
+    /// A writer whose root row the caller already locked in this
+    /// transaction ([`lock_root`]), e.g. to lock many trees in a fixed order.
+    pub fn locked_writer(
+        conn: &'c mut PgConnection,
+        tenant: i64,
+        namespace: impl Into<String>,
+        cache: NodeCache,
+    ) -> Self {
+        // Reading the root needs no lock then; writing works the same.
+        Self::reader(conn, tenant, namespace, cache)
+    }
     /// A reader: sees the last committed root, takes no locks.
     pub fn reader(
         conn: &'c mut PgConnection,
@@ -146,19 +177,7 @@ impl NodeStore for PgTree<'_> {
 
     async fn load_root(&mut self) -> Result<Option<Node>, StoreError> {
         let row: Option<(Vec<u8>, i64)> = if self.for_update {
-            // One round trip: create the row if absent, else lock it with a
-            // no-op update, and read it.
-            sqlx::query_as(
-                "INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum)
-                 VALUES ($1, $2, $3, 0)
-                 ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum
-                 RETURNING root_hash, root_sum",
-            )
-            .bind(self.tenant)
-            .bind(&self.namespace)
-            .bind(&tapvault_mssmt::empty_root().hash[..])
-            .fetch_optional(&mut *self.conn)
-            .await?
+            Some(lock_root(self.conn, self.tenant, &self.namespace).await?)
         } else {
             sqlx::query_as(
                 "SELECT root_hash, root_sum FROM mssmt_roots

@@ -3,7 +3,7 @@
 //! one transaction.
 
 use crate::db::{Db, StoreError};
-use crate::tree::PgTree;
+use crate::tree::{lock_root, PgTree};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
@@ -92,22 +92,6 @@ fn tree_err<E: std::fmt::Display>(e: E) -> StoreError {
 }
 
 /// Locks (creating if needed) the root row of a tree until the transaction ends.
-async fn lock_tree(conn: &mut PgConnection, tenant: i64, ns: &str) -> Result<(), StoreError> {
-    // One round trip: create the root row if absent, else lock it (a no-op
-    // update takes the row lock until commit).
-    sqlx::query(
-        "INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum)
-         VALUES ($1, $2, $3, 0)
-         ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum",
-    )
-    .bind(tenant)
-    .bind(ns)
-    .bind(&empty_root().hash[..])
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// Files `leaves` in one transaction; returns one result per leaf. On any
 /// error nothing is written.
 pub async fn insert_leaves(
@@ -136,8 +120,8 @@ pub async fn insert_leaves_tx(
     uids.sort();
     uids.dedup();
     for uid in &uids {
-        lock_tree(tx, tenant, &universe_namespace(uid, ProofType::Issuance)).await?;
-        lock_tree(tx, tenant, &universe_namespace(uid, ProofType::Transfer)).await?;
+        lock_root(tx, tenant, &universe_namespace(uid, ProofType::Issuance)).await?;
+        lock_root(tx, tenant, &universe_namespace(uid, ProofType::Transfer)).await?;
     }
     let (out, pending) = file_rows(tx, tenant, leaves).await?;
     apply_tree_work(tx, db, tenant, pending).await?;
@@ -533,7 +517,8 @@ async fn apply_tree_work(
     let mut mv: Vec<(ProofType, LeafUpdate)> = Vec::new();
     for t in trees {
         let ns = universe_namespace(&t.universe_id, t.proof_type);
-        let root = Tree::new(PgTree::writer(tx, tenant, &ns, db.cache.clone()))
+        // Locked up front by insert_leaves_tx, in lock order.
+        let root = Tree::new(PgTree::locked_writer(tx, tenant, &ns, db.cache.clone()))
             .apply(t.updates)
             .await
             .map_err(tree_err)?;
@@ -551,8 +536,8 @@ async fn apply_tree_work(
             continue;
         }
         let mv_ns = ty.multiverse_namespace();
-        lock_tree(tx, tenant, mv_ns).await?;
-        Tree::new(PgTree::writer(tx, tenant, mv_ns, db.cache.clone()))
+        lock_root(tx, tenant, mv_ns).await?;
+        Tree::new(PgTree::locked_writer(tx, tenant, mv_ns, db.cache.clone()))
             .apply(ups)
             .await
             .map_err(tree_err)?;
