@@ -138,11 +138,7 @@ pub async fn issue(
     scopes: &[Scope],
     ttl_secs: u64,
 ) -> Result<(String, Claims)> {
-    let tid: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-        .bind(tenant)
-        .fetch_optional(&db.pool)
-        .await?;
-    let tid = tid.ok_or_else(|| {
+    let tid = tenant_id(db, tenant).await?.ok_or_else(|| {
         anyhow::anyhow!("unknown tenant {tenant:?} (add it with `tapvault tenant add`)")
     })?;
     let iat = now();
@@ -205,11 +201,7 @@ pub fn check_tenant_name(name: &str) -> Result<(), String> {
 /// Adds a tenant if absent: (id, whether it existed).
 pub async fn add_tenant(db: &Db, name: &str) -> Result<(i64, bool)> {
     check_tenant_name(name).map_err(anyhow::Error::msg)?;
-    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&db.pool)
-        .await?;
-    if let Some(id) = existing {
+    if let Some(id) = tenant_id(db, name).await? {
         return Ok((id, true));
     }
     Ok((

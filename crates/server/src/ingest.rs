@@ -59,6 +59,14 @@ impl std::str::FromStr for VerifyLevel {
     }
 }
 
+/// A proof refused by the verifier: INVALID_ARGUMENT naming the check.
+pub fn verification_failed(e: tapvault_verify::VerifyError) -> Status {
+    Status::invalid_argument(format!(
+        "proof failed verification ({}): {e}",
+        e.check().title()
+    ))
+}
+
 /// The largest single proof accepted (tapd's per-proof cap).
 pub const MAX_PROOF_BYTES: usize = 128 * 1024 * 1024;
 
@@ -82,12 +90,9 @@ pub fn prepare(raw: &[u8], level: VerifyLevel) -> Result<(RawProof, NewLeaf), St
     let rp = RawProof::decode(raw)
         .map_err(|e| Status::invalid_argument(format!("invalid proof: {e}")))?;
     if let Some(opts) = level.options() {
-        verify_proof(&rp.proof, opts).into_result().map_err(|e| {
-            Status::invalid_argument(format!(
-                "proof failed verification ({}): {e}",
-                e.check().title()
-            ))
-        })?;
+        verify_proof(&rp.proof, opts)
+            .into_result()
+            .map_err(verification_failed)?;
     }
     let leaf = new_leaf(&rp);
     Ok((rp, leaf))

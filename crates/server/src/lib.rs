@@ -191,11 +191,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         let keys = keys.clone();
         let mut trusted = Vec::new();
         for n in &cfg.trusted_networks {
-            let tid: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-                .bind(&n.tenant)
-                .fetch_optional(&db.pool)
-                .await?;
-            let tid = tid.ok_or_else(|| {
+            let tid = auth::tenant_id(&db, &n.tenant).await?.ok_or_else(|| {
                 anyhow::anyhow!("--trust-network names unknown tenant {:?}", n.tenant)
             })?;
             tracing::warn!(

@@ -122,13 +122,7 @@ impl UniverseService {
             tokio::task::spawn_blocking(move || tapvault_verify::verify_witness(&p, Some(&prev)))
                 .await
                 .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?;
-        match r {
-            Err(e) => Err(Status::invalid_argument(format!(
-                "proof failed verification ({}): {e}",
-                e.check().title()
-            ))),
-            Ok(_) => Ok(()),
-        }
+        r.map(|_| ()).map_err(crate::ingest::verification_failed)
     }
 
     fn tenant<T>(&self, req: &Request<T>) -> Result<i64, Status> {
