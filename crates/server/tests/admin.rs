@@ -21,6 +21,32 @@ fn issue_req(tenant: &str, scopes: &[&str], ttl: u64) -> v1::IssueTokenRequest {
     }
 }
 
+async fn tokens_of(
+    c: &mut AdminClient,
+    tenant: &str,
+    include_inactive: bool,
+) -> Vec<v1::TokenInfo> {
+    c.list_tokens(v1::ListTokensRequest {
+        tenant: tenant.into(),
+        include_inactive,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .tokens
+}
+
+async fn tenant_names(c: &mut AdminClient) -> Vec<String> {
+    c.list_tenants(v1::ListTenantsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tenants
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
 async fn status(s: &TestServer, token: &str) -> Result<v1::StatusResponse, tonic::Status> {
     let (mut b, _) = s.clients(Some(token));
     b.status(v1::StatusRequest::default())
@@ -55,15 +81,7 @@ async fn operator_manages_tenants_and_tokens() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("bad tenant name"), "{e:?}");
-    let names: Vec<String> = ops
-        .list_tenants(v1::ListTenantsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .tenants
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let names = tenant_names(&mut ops).await;
     assert_eq!(names, ["ops", "alice", "bob"]);
 
     // A token for the new tenant works, is listed, and stops working once
@@ -99,15 +117,7 @@ async fn operator_manages_tenants_and_tokens() {
     assert_eq!(bob.tenant, "bob");
     assert_eq!(bob.scopes, ["push", "read"]);
     status(&s, &bob.token).await.expect("bob's token works");
-    let listed = ops
-        .list_tokens(v1::ListTokensRequest {
-            tenant: "bob".into(),
-            include_inactive: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens;
+    let listed = tokens_of(&mut ops, "bob", false).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].jti, bob.jti);
     assert_eq!(listed[0].revoked_at, 0);
@@ -127,25 +137,9 @@ async fn operator_manages_tenants_and_tokens() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "revoking twice");
-    let active = ops
-        .list_tokens(v1::ListTokensRequest {
-            tenant: "bob".into(),
-            include_inactive: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens;
+    let active = tokens_of(&mut ops, "bob", false).await;
     assert!(active.is_empty());
-    let all = ops
-        .list_tokens(v1::ListTokensRequest {
-            tenant: "bob".into(),
-            include_inactive: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens;
+    let all = tokens_of(&mut ops, "bob", true).await;
     assert_eq!(all.len(), 1);
     assert!(all[0].revoked_at > 0);
     s.stop().await;
@@ -170,23 +164,10 @@ async fn tenant_admins_stay_in_their_tenant() {
         .unwrap()
         .into_inner();
     assert_eq!(own.tenant, "alice");
-    let mine = alice
-        .list_tokens(v1::ListTokensRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens;
+    let mine = tokens_of(&mut alice, "", false).await;
     assert_eq!(mine.len(), 2);
     assert!(mine.iter().all(|t| t.tenant == "alice"));
-    let seen: Vec<String> = alice
-        .list_tenants(v1::ListTenantsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .tenants
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let seen = tenant_names(&mut alice).await;
     assert_eq!(seen, ["alice"], "other tenants are not listed");
 
     // Anything of another tenant: no.

@@ -23,18 +23,9 @@ impl ChainLookup for MockChain {
     }
 }
 
-fn run(case: &Value) -> Result<(), VmError> {
-    let new = asset(&case["asset"]);
-    let splits: Vec<SplitAsset> = case["split_set"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| SplitAsset {
-            asset: asset(&s["value"]["asset"]),
-            output_index: s["value"]["output_index"].as_u64().unwrap() as u32,
-        })
-        .collect();
-    let inputs: Vec<(PrevId, tapvault_codec::Asset)> = case["input_set"]
+/// A case's `input_set`: each spent asset by its PrevID.
+fn input_set(case: &Value) -> Vec<(PrevId, tapvault_codec::Asset)> {
+    case["input_set"]
         .as_array()
         .unwrap()
         .iter()
@@ -49,7 +40,21 @@ fn run(case: &Value) -> Result<(), VmError> {
                 asset(&i["asset"]),
             )
         })
+        .collect()
+}
+
+fn run(case: &Value) -> Result<(), VmError> {
+    let new = asset(&case["asset"]);
+    let splits: Vec<SplitAsset> = case["split_set"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| SplitAsset {
+            asset: asset(&s["value"]["asset"]),
+            output_index: s["value"]["output_index"].as_u64().unwrap() as u32,
+        })
         .collect();
+    let inputs = input_set(case);
     let locks = TimeLocks::new(case["block_height"].as_u64().unwrap() as u32, &MockChain);
     let r = execute(&new, &splits, &inputs, Some(&locks));
     assert!(
@@ -242,27 +247,8 @@ fn locks_the_chain_cannot_answer_are_listed_not_failed() {
             .clone()
     };
     let with = |c: &Value, height: u32| {
-        let mut c = c.clone();
-        c["block_height"] = height.into();
-        let new = asset(&c["asset"]);
-        let inputs: Vec<(PrevId, tapvault_codec::Asset)> = c["input_set"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                let p = &i["prev_id"];
-                (
-                    PrevId {
-                        out_point: outpoint(&p["out_point"]),
-                        asset_id: arr32(&p["asset_id"]),
-                        script_key: PubKey(bytes(&p["script_key"]).try_into().unwrap()),
-                    },
-                    asset(&i["asset"]),
-                )
-            })
-            .collect();
         let locks = TimeLocks::new(height, &HeightsOnly);
-        let r = execute(&new, &[], &inputs, Some(&locks));
+        let r = execute(&asset(&c["asset"]), &[], &input_set(c), Some(&locks));
         (r, locks.unchecked.into_inner())
     };
     let timed = case(
