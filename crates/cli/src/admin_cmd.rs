@@ -77,6 +77,58 @@ pub enum TenantCmd {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Show a tenant's usage and quota; with --max-bytes/--max-items, set
+    /// the quota (0: no limit). Writes over it are refused with
+    /// RESOURCE_EXHAUSTED; nothing stored is removed.
+    Quota {
+        name: String,
+        /// Bytes of stored payload: 500M, 10G, or a plain number.
+        #[arg(long)]
+        max_bytes: Option<String>,
+        /// Stored items (proofs, backups, addresses, tapscript trees).
+        #[arg(long)]
+        max_items: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// `500M`, `10G`, `1T`, `4096`.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("bad size {s:?} (e.g. 500M, 10G)"))?;
+    let mul: i64 = match unit {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        u => bail!("bad size unit {u:?} in {s:?} (K, M, G, T)"),
+    };
+    n.checked_mul(mul)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
+fn print_quota(q: &v1::QuotaInfo) {
+    let lim = |v: i64| {
+        if v == 0 {
+            "no limit".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    println!(
+        "{}\t{} bytes (quota: {})\t{} items (quota: {})",
+        q.tenant,
+        q.bytes,
+        lim(q.max_bytes),
+        q.items,
+        lim(q.max_items)
+    );
 }
 
 fn admin(remote: &RemoteArgs) -> Result<tapvault_server::client::AdminClient> {
@@ -275,6 +327,69 @@ pub async fn tenant(cmd: TenantCmd) -> Result<()> {
             for (id, name, n) in rows {
                 println!("{id}\t{name}\t{n} active tokens");
             }
+            Ok(())
+        }
+        TenantCmd::Quota {
+            name,
+            max_bytes,
+            max_items,
+            store,
+            remote,
+        } => {
+            let max_bytes = max_bytes.as_deref().map(parse_bytes).transpose()?;
+            if max_bytes.is_some_and(|v| v < 0) || max_items.is_some_and(|v| v < 0) {
+                bail!("quotas must be >= 0 (0: no limit)");
+            }
+            let set = max_bytes.is_some() || max_items.is_some();
+            let q = if remote.server.is_some() {
+                let mut c = admin(&remote)?;
+                if set {
+                    let cur = c
+                        .get_quota(v1::GetQuotaRequest {
+                            tenant: name.clone(),
+                        })
+                        .await
+                        .map_err(|s| status_msg("reading the quota", s))?
+                        .into_inner();
+                    c.set_quota(v1::SetQuotaRequest {
+                        tenant: name,
+                        max_bytes: max_bytes.unwrap_or(cur.max_bytes),
+                        max_items: max_items.unwrap_or(cur.max_items),
+                    })
+                    .await
+                    .map_err(|s| status_msg("setting the quota", s))?
+                    .into_inner()
+                } else {
+                    c.get_quota(v1::GetQuotaRequest { tenant: name })
+                        .await
+                        .map_err(|s| status_msg("reading the quota", s))?
+                        .into_inner()
+                }
+            } else {
+                with_db(&store, async |db, _| {
+                    let tid = auth::tenant_id(db, &name)
+                        .await?
+                        .with_context(|| format!("unknown tenant {name:?}"))?;
+                    let mut u = tapvault_store::quota::usage(db, tid).await?;
+                    if set {
+                        let keep = |new: Option<i64>, old: Option<i64>| match new {
+                            Some(0) => None,
+                            Some(v) => Some(v),
+                            None => old,
+                        };
+                        u = tapvault_store::quota::set_quota(
+                            db,
+                            tid,
+                            keep(max_bytes, u.max_bytes),
+                            keep(max_items, u.max_items),
+                        )
+                        .await?;
+                    }
+                    Ok(tapvault_server::admin_svc::quota_pb(name.clone(), u))
+                })
+                .await?
+            };
+            print_quota(&q);
             Ok(())
         }
     }

@@ -23,8 +23,7 @@ fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
 }
 
 fn internal(e: anyhow::Error) -> Status {
-    tracing::error!("admin: {e:#}");
-    Status::internal(format!("{e:#}"))
+    crate::errors::any_err("admin", e)
 }
 
 const OPERATOR_ONLY: &str =
@@ -160,6 +159,61 @@ impl Admin for AdminService {
         }
         tracing::info!("token {jti} revoked over the API");
         Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
+    async fn set_quota(
+        &self,
+        req: Request<pb::SetQuotaRequest>,
+    ) -> Result<Response<pb::QuotaInfo>, Status> {
+        let p = principal(&req)?;
+        if !p.operator {
+            return Err(Status::permission_denied(
+                "only the operator tenant's admin tokens (serve --operator-tenant) set quotas",
+            ));
+        }
+        let r = req.into_inner();
+        if r.max_bytes < 0 || r.max_items < 0 {
+            return Err(Status::invalid_argument(
+                "max_bytes and max_items must be >= 0 (0: no limit)",
+            ));
+        }
+        if r.tenant.is_empty() {
+            return Err(Status::invalid_argument("tenant is required"));
+        }
+        let (tid, tenant) = self.target(&p, &r.tenant).await?;
+        let lim = |v: i64| (v > 0).then_some(v);
+        let u = tapvault_store::quota::set_quota(&self.db, tid, lim(r.max_bytes), lim(r.max_items))
+            .await
+            .map_err(crate::errors::store_err)?;
+        tracing::info!(
+            "quota of tenant {tenant:?} set to {} bytes, {} items (0: none)",
+            r.max_bytes,
+            r.max_items
+        );
+        Ok(Response::new(quota_pb(tenant, u)))
+    }
+
+    async fn get_quota(
+        &self,
+        req: Request<pb::GetQuotaRequest>,
+    ) -> Result<Response<pb::QuotaInfo>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let (tid, tenant) = self.target(&p, &r.tenant).await?;
+        let u = tapvault_store::quota::usage(&self.db, tid)
+            .await
+            .map_err(crate::errors::store_err)?;
+        Ok(Response::new(quota_pb(tenant, u)))
+    }
+}
+
+pub fn quota_pb(tenant: String, u: tapvault_store::quota::Usage) -> pb::QuotaInfo {
+    pb::QuotaInfo {
+        tenant,
+        bytes: u.bytes,
+        items: u.items,
+        max_bytes: u.max_bytes.unwrap_or(0),
+        max_items: u.max_items.unwrap_or(0),
     }
 }
 

@@ -356,7 +356,9 @@ fn unauth(msg: impl Into<String>) -> Status {
 
 impl Authenticator {
     /// Validates the bearer token (or a trusted source address) and returns
-    /// the principal; `need` is the scope the route requires.
+    /// the principal; `need` is the scope the route requires. `remote` is
+    /// given only for tapd's universe service: a trusted network reaches
+    /// nothing else.
     pub async fn check(
         &self,
         authorization: Option<&str>,
@@ -397,18 +399,30 @@ impl Authenticator {
             .ok_or_else(|| unauth("authorization must be `Bearer <token>`"))?
             .trim();
         let claims = self.validate(keys, token)?;
-        let scopes =
-            Scope::parse_list(&claims.scope).map_err(|e| unauth(format!("token scope: {e}")))?;
-        let row: Option<(bool, Option<String>, i64)> = sqlx::query_as(
-            "SELECT t.revoked_at IS NOT NULL, tn.name, t.tenant_id
+        let row: Option<(bool, Option<String>, i64, String)> = sqlx::query_as(
+            "SELECT t.revoked_at IS NOT NULL, tn.name, t.tenant_id, t.scopes
              FROM tokens t LEFT JOIN tenants tn ON tn.id = t.tenant_id WHERE t.jti = $1",
         )
         .bind(&claims.jti)
         .fetch_optional(&self.db.pool)
         .await
-        .map_err(|e| Status::unavailable(format!("cannot check the token: {e}")))?;
-        let (revoked, tenant_name, tid) =
+        .map_err(|e| {
+            tracing::warn!("checking a token: {e}");
+            Status::unavailable("cannot check the token: the database is unavailable, retry later")
+        })?;
+        let (revoked, tenant_name, tid, recorded) =
             row.ok_or_else(|| unauth("token is not known to this server (unknown jti)"))?;
+        // The scopes recorded when the token was issued are the truth; a
+        // token whose claim says more (signed by a leaked key, or edited
+        // under HS256) gets no more than was issued.
+        let scopes = Scope::parse_list(&recorded)
+            .map_err(|e| unauth(format!("recorded token scope: {e}")))?;
+        if Scope::parse_list(&claims.scope).ok().as_deref() != Some(&scopes[..]) {
+            return Err(unauth(format!(
+                "token {} claims scopes it was not issued with",
+                claims.jti
+            )));
+        }
         if revoked {
             return Err(unauth(format!("token {} has been revoked", claims.jti)));
         }
@@ -422,7 +436,7 @@ impl Authenticator {
             return Err(Status::permission_denied(format!(
                 "token lacks the `{}` scope (has: {})",
                 need.as_str(),
-                claims.scope
+                recorded
             )));
         }
         Ok(Principal {
@@ -476,13 +490,89 @@ impl Authenticator {
     }
 }
 
-/// The scope a gRPC method needs.
-pub fn scope_for_path(path: &str) -> Scope {
-    match path {
-        "/universerpc.Universe/InsertProof" => Scope::Push,
-        p if p.starts_with("/tapvault.v1.Admin/") => Scope::Admin,
-        p if p.starts_with("/tapvault.v1.Backup/Push") => Scope::Push,
-        _ => Scope::Read,
+/// What a gRPC method needs. Every method of every service is listed here;
+/// a method that is not (a new RPC, a typo) is refused for everyone: access
+/// is granted by mapping, never by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials (gRPC health only).
+    Open,
+    /// A token with this scope. `universe` marks tapd's universe service,
+    /// the only one a trusted network may reach without a token.
+    Token { scope: Scope, universe: bool },
+}
+
+const UNIVERSE_PUSH: &[&str] = &[
+    "InsertProof",
+    // Refused by the service, but writes by nature: a push token's business.
+    "DeleteAssetRoot",
+    "PushProof",
+    "SyncUniverse",
+    "AddFederationServer",
+    "DeleteFederationServer",
+    "SetFederationSyncConfig",
+    "IgnoreAssetOutPoint",
+    "UpdateSupplyCommit",
+    "InsertSupplyCommit",
+];
+const UNIVERSE_READ: &[&str] = &[
+    "MultiverseRoot",
+    "AssetRoots",
+    "QueryAssetRoots",
+    "AssetLeafKeys",
+    "AssetLeaves",
+    "QueryProof",
+    "Info",
+    "ListFederationServers",
+    "UniverseStats",
+    "QueryAssetStats",
+    "QueryEvents",
+    "QueryFederationSyncConfig",
+    "FetchSupplyCommit",
+    "FetchSupplyLeaves",
+];
+const BACKUP_PUSH: &[&str] = &[
+    "PushWalletBackup",
+    "PushAddresses",
+    "PushTapscript",
+    "PushProofFile",
+];
+const BACKUP_READ: &[&str] = &[
+    "ListLeaves",
+    "GetProofFile",
+    "ListWalletBackups",
+    "GetWalletBackup",
+    "ListAddresses",
+    "ListTapscripts",
+    "Status",
+];
+const ADMIN: &[&str] = &[
+    "AddTenant",
+    "ListTenants",
+    "IssueToken",
+    "ListTokens",
+    "RevokeToken",
+    "SetQuota",
+    "GetQuota",
+];
+
+/// The access rule of a gRPC method path (`/package.Service/Method`), or
+/// `None` when the method is not mapped (refused).
+pub fn access_for_path(path: &str) -> Option<Access> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    let token = |scope, universe| Some(Access::Token { scope, universe });
+    match service {
+        "grpc.health.v1.Health" if ["Check", "Watch"].contains(&method) => Some(Access::Open),
+        "universerpc.Universe" if UNIVERSE_PUSH.contains(&method) => token(Scope::Push, true),
+        "universerpc.Universe" if UNIVERSE_READ.contains(&method) => token(Scope::Read, true),
+        "tapvault.v1.Backup" if BACKUP_PUSH.contains(&method) => token(Scope::Push, false),
+        "tapvault.v1.Backup" if BACKUP_READ.contains(&method) => token(Scope::Read, false),
+        "tapvault.v1.Admin" if ADMIN.contains(&method) => token(Scope::Admin, false),
+        // The schema only; clients like grpcurl need it.
+        "grpc.reflection.v1alpha.ServerReflection" if method == "ServerReflectionInfo" => {
+            token(Scope::Read, false)
+        }
+        _ => None,
     }
 }
 
@@ -538,9 +628,16 @@ where
         let auth = self.auth.clone();
         Box::pin(async move {
             let path = req.uri().path().to_string();
-            if path.starts_with("/grpc.health.v1.Health/") {
-                return inner.call(req).await;
-            }
+            let (need, universe) = match access_for_path(&path) {
+                Some(Access::Open) => return inner.call(req).await,
+                Some(Access::Token { scope, universe }) => (scope, universe),
+                None => {
+                    return Ok(Status::permission_denied(format!(
+                        "method {path} is not offered to any credentials"
+                    ))
+                    .into_http())
+                }
+            };
             let header = req
                 .headers()
                 .get(http::header::AUTHORIZATION)
@@ -558,9 +655,8 @@ where
                         .and_then(|i| i.get_ref().remote_addr())
                 })
                 .map(|a| a.ip());
-            match auth
-                .check(header.as_deref(), remote, scope_for_path(&path))
-                .await
+            let remote = remote.filter(|_| universe);
+            match auth.check(header.as_deref(), remote, need).await
             {
                 Ok(p) => {
                     req.extensions_mut().insert(Tenant(p.tenant));

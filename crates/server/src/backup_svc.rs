@@ -102,6 +102,10 @@ fn file_leaves(
     let proofs = f
         .decode_proofs()
         .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+    for (i, p) in proofs.iter().enumerate() {
+        crate::ingest::check_unknown(&p.proof)
+            .map_err(|e| Status::new(e.code(), format!("{what}: proof {i}: {}", e.message())))?;
+    }
     if let Some(opts) = level.options() {
         tapvault_verify::verify_chain(&proofs, opts).map_err(|e| {
             Status::invalid_argument(format!(
@@ -244,7 +248,7 @@ impl Backup for BackupService {
             let level = self.verify;
             let (wb, nb) = tokio::task::spawn_blocking(move || prepare_tapbak(&r.backup, level))
                 .await
-                .map_err(|e| Status::internal(format!("verification task: {e}")))??;
+                .map_err(|e| crate::errors::internal("verification task", e))??;
             (wb.version, wb.assets.len() as u32, nb)
         };
         nb.source = r.source;
@@ -296,13 +300,13 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let held: Option<String> =
             sqlx::query_scalar("SELECT network FROM addresses WHERE tenant_id = $1 LIMIT 1")
                 .bind(t)
                 .fetch_optional(&mut *conn)
                 .await
-                .map_err(|e| store_err(e.into()))?;
+                .map_err(crate::errors::db_err)?;
         drop(conn);
         let mut rows = Vec::with_capacity(r.addresses.len());
         for (i, s) in r.addresses.iter().enumerate() {
@@ -424,7 +428,7 @@ impl Backup for BackupService {
         let (_, _, leaves) =
             tokio::task::spawn_blocking(move || file_leaves(&r.proof_file, level, "proof_file"))
                 .await
-                .map_err(|e| Status::internal(format!("verification task: {e}")))??;
+                .map_err(|e| crate::errors::internal("verification task", e))??;
         let results = tapvault_store::universe::insert_leaves(&self.db, t, &leaves)
             .await
             .map_err(store_err)?;
@@ -472,7 +476,7 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let mut rows = sb::list_leaves(&mut conn, t, &f, r.include_proofs, offset, limit + 1)
             .await
             .map_err(store_err)?;
@@ -514,7 +518,7 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         // The chain starts from the stored proof's own (compressed) key.
         let Some(tip) = sb::proof_at(&mut conn, t, &op, &kx)
             .await
@@ -526,7 +530,7 @@ impl Backup for BackupService {
             )));
         };
         let sk = tapvault_codec::Proof::decode(&tip)
-            .map_err(|e| Status::internal(format!("stored proof does not decode: {e}")))?
+            .map_err(|e| crate::errors::internal("stored proof does not decode", e))?
             .asset
             .script_key
             .0;
@@ -581,7 +585,7 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let rows = sb::list_backups(&mut conn, t, None, offset, limit)
             .await
             .map_err(store_err)?;
@@ -603,7 +607,7 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let Some((info, raw)) = sb::get_backup(&mut conn, t, id, kind)
             .await
             .map_err(store_err)?
@@ -636,7 +640,7 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let mut rows = sb::list_addresses(&mut conn, t, k.as_ref(), offset, limit + 1)
             .await
             .map_err(store_err)?;
@@ -680,7 +684,7 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let mut rows = sb::list_tapscripts(&mut conn, t, k.as_ref(), offset, limit + 1)
             .await
             .map_err(store_err)?;
@@ -693,7 +697,7 @@ impl Backup for BackupService {
                 raw_key: row.raw_key.map(|k| k.to_vec()).unwrap_or_default(),
                 root_hash: row.root_hash.to_vec(),
                 leaves: decode_leaves(&row.leaves)
-                    .map_err(|e| Status::internal(format!("stored tapscript leaves: {e}")))?,
+                    .map_err(|e| crate::errors::internal("stored tapscript leaves", e))?,
                 label: row.label,
             });
         }
@@ -713,12 +717,12 @@ impl Backup for BackupService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
             .bind(t)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let h = sb::holdings(&mut conn, t).await.map_err(store_err)?;
         let newest = sb::get_backup(&mut conn, t, None, "tapbak")
             .await
@@ -733,7 +737,7 @@ impl Backup for BackupService {
         let (mut covered, mut uncovered) = (0u32, Vec::new());
         if let Some((_, raw)) = &newest {
             let wb = WalletBackup::decode(raw)
-                .map_err(|e| Status::internal(format!("stored backup does not decode: {e}")))?;
+                .map_err(|e| crate::errors::internal("stored backup does not decode", e))?;
             for a in &wb.assets {
                 let chain = sb::proof_chain(&mut conn, t, a.anchor_outpoint, a.asset.script_key.0)
                     .await

@@ -70,6 +70,24 @@ pub fn verification_failed(e: tapvault_verify::VerifyError) -> Status {
 /// The largest single proof accepted (tapd's per-proof cap).
 pub const MAX_PROOF_BYTES: usize = 128 * 1024 * 1024;
 
+/// The most bytes of unknown (odd, forward-compatible) records a proof may
+/// carry, in all. tapd writes none today; any record a tapd could add fits
+/// under its own largest per-record cap (asset and anchor transaction:
+/// 4,000,000 bytes), so a real proof never comes near it. Without it, a
+/// valid proof padded with a 100 MiB unknown record would be stored whole.
+pub const MAX_UNKNOWN_BYTES: usize = 4_000_000;
+
+pub fn check_unknown(p: &Proof) -> Result<(), Status> {
+    let n: usize = p.unknown.values().map(Vec::len).sum::<usize>()
+        + p.asset.unknown.values().map(Vec::len).sum::<usize>();
+    if n > MAX_UNKNOWN_BYTES {
+        return Err(Status::resource_exhausted(format!(
+            "proof carries {n} bytes of unknown TLV records, over the {MAX_UNKNOWN_BYTES} byte cap"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes and verifies a raw single proof; the leaf to store.
 pub fn prepare(raw: &[u8], level: VerifyLevel) -> Result<(RawProof, NewLeaf), Status> {
     if raw.is_empty() {
@@ -89,6 +107,7 @@ pub fn prepare(raw: &[u8], level: VerifyLevel) -> Result<(RawProof, NewLeaf), St
     }
     let rp = RawProof::decode(raw)
         .map_err(|e| Status::invalid_argument(format!("invalid proof: {e}")))?;
+    check_unknown(&rp.proof)?;
     if let Some(opts) = level.options() {
         verify_proof(&rp.proof, opts)
             .into_result()

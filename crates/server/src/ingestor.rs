@@ -1,7 +1,15 @@
 //! Group commit: concurrent inserts are coalesced into one transaction (one
 //! lock of each tree, one tree update, one commit) without delaying a lone
 //! insert. Every caller still gets its reply only after its commit.
+//!
+//! Each tenant has its own worker, so one tenant's large or slow batches
+//! never queue another tenant's inserts (tenants share no tree, so their
+//! transactions never wait on each other's locks). A worker stops after a
+//! minute without work.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tapvault_store::universe::{insert_leaves, InsertResult, NewLeaf};
 use tapvault_store::{Db, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -9,22 +17,45 @@ use tokio::sync::{mpsc, oneshot};
 /// Most leaves written in one transaction.
 pub const MAX_BATCH: usize = 256;
 
+/// How long an idle tenant worker lives.
+const IDLE: Duration = Duration::from_secs(60);
+
 struct Job {
-    tenant: i64,
     leaves: Vec<NewLeaf>,
     reply: oneshot::Sender<Result<Vec<InsertResult>, StoreError>>,
 }
 
+type Workers = Arc<Mutex<HashMap<i64, mpsc::Sender<Job>>>>;
+
 #[derive(Clone)]
 pub struct Ingestor {
-    tx: mpsc::Sender<Job>,
+    db: Db,
+    workers: Workers,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Tree("ingest worker stopped".into())
 }
 
 impl Ingestor {
     pub fn start(db: Db) -> Self {
-        let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(worker(db, rx));
-        Ingestor { tx }
+        Ingestor {
+            db,
+            workers: Default::default(),
+        }
+    }
+
+    fn sender(&self, tenant: i64) -> mpsc::Sender<Job> {
+        let mut w = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = w.get(&tenant) {
+            if !tx.is_closed() {
+                return tx.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        w.insert(tenant, tx.clone());
+        tokio::spawn(worker(self.db.clone(), tenant, rx, self.workers.clone()));
+        tx
     }
 
     /// Stores `leaves` for `tenant` atomically (all or none).
@@ -34,21 +65,45 @@ impl Ingestor {
         leaves: Vec<NewLeaf>,
     ) -> Result<Vec<InsertResult>, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job {
-                tenant,
-                leaves,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Tree("ingest worker stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Tree("ingest worker stopped".into()))?
+        let mut job = Job { leaves, reply };
+        // A worker retiring as we send hands the job back; the second
+        // attempt starts a fresh one.
+        for _ in 0..2 {
+            match self.sender(tenant).send(job).await {
+                Ok(()) => return rx.await.map_err(|_| stopped())?,
+                Err(mpsc::error::SendError(j)) => job = j,
+            }
+        }
+        Err(stopped())
     }
 }
 
-async fn worker(db: Db, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
+async fn worker(db: Db, tenant: i64, mut rx: mpsc::Receiver<Job>, workers: Workers) {
+    loop {
+        let first = match tokio::time::timeout(IDLE, rx.recv()).await {
+            Ok(Some(j)) => j,
+            Ok(None) => return,
+            Err(_) => {
+                // Retire, unless a job slipped in while we looked.
+                let retire = {
+                    let mut w = workers.lock().unwrap_or_else(|p| p.into_inner());
+                    let idle = rx.is_empty();
+                    if idle {
+                        w.remove(&tenant);
+                        rx.close();
+                    }
+                    idle
+                };
+                if retire {
+                    // Anything sent between the check and the close.
+                    while let Ok(j) = rx.try_recv() {
+                        run_group(&db, tenant, vec![j]).await;
+                    }
+                    return;
+                }
+                continue;
+            }
+        };
         let mut jobs = vec![first];
         let mut n = jobs[0].leaves.len();
         while n < MAX_BATCH {
@@ -60,14 +115,7 @@ async fn worker(db: Db, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut tenants: Vec<i64> = jobs.iter().map(|j| j.tenant).collect();
-        tenants.sort();
-        tenants.dedup();
-        for t in tenants {
-            let (mine, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.tenant == t);
-            jobs = rest;
-            run_group(&db, t, mine).await;
-        }
+        run_group(&db, tenant, jobs).await;
     }
 }
 

@@ -7,10 +7,13 @@
 pub mod admin_svc;
 pub mod auth;
 pub mod backup_svc;
+pub mod errors;
 pub mod client;
 pub mod ingest;
 pub mod ingestor;
 pub mod keys;
+pub mod limits;
+pub mod listener;
 pub mod marshal;
 pub mod metrics;
 pub mod pgembed;
@@ -74,6 +77,15 @@ pub struct ServeConfig {
     /// The tenant whose admin tokens manage every tenant over the API.
     pub operator_tenant: Option<String>,
     pub max_db_connections: u32,
+    /// Accept-loop limits of the gRPC port.
+    pub conn_limits: listener::ConnLimits,
+    /// Bytes of large request messages (over [`limits::LARGE_CALL`]) held
+    /// in memory at once, over all calls; more wait (HTTP/2 flow control
+    /// holds the senders back).
+    pub large_call_budget: u64,
+    /// Start even when the database may lose committed transactions
+    /// (`fsync` or `synchronous_commit` off).
+    pub allow_unsafe_durability: bool,
 }
 
 impl ServeConfig {
@@ -92,6 +104,9 @@ impl ServeConfig {
             trusted_networks: Vec::new(),
             operator_tenant: None,
             max_db_connections: 16,
+            conn_limits: listener::ConnLimits::default(),
+            large_call_budget: limits::DEFAULT_LARGE_CALL_BUDGET,
+            allow_unsafe_durability: false,
         }
     }
 }
@@ -134,47 +149,107 @@ impl Running {
 }
 
 /// Opens (and migrates) the configured database, starting the private
-/// cluster if no URL is given.
+/// cluster if no URL is given. A cluster started here is stopped again
+/// when opening fails.
 pub async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCluster>)> {
     let (url, cluster) = match &cfg.database_url {
         Some(u) => (u.clone(), None),
         None => {
             let c = pgembed::PrivateCluster::prepare(&cfg.data_dir)?;
             let started = c.start()?;
-            let admin = tapvault_store::connect(&c.url("postgres"), 1).await?;
-            let exists: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')",
-            )
-            .fetch_one(&admin.pool)
-            .await?;
-            if !exists {
-                sqlx::query("CREATE DATABASE tapvault")
-                    .execute(&admin.pool)
-                    .await?;
-            }
-            admin.pool.close().await;
-            tracing::info!(
-                "using the private PostgreSQL cluster in {}",
-                c.data.display()
-            );
             // Only a cluster we started is ours to stop.
-            (c.url("tapvault"), started.then_some(c))
+            match create_private_db(&c).await {
+                Ok(url) => (url, started.then_some(c)),
+                Err(e) => {
+                    if started {
+                        c.stop();
+                    }
+                    return Err(e);
+                }
+            }
         }
     };
-    let db = tapvault_store::connect(&url, cfg.max_db_connections)
+    match connect_checked(cfg, &url).await {
+        Ok(db) => Ok((db, cluster)),
+        Err(e) => {
+            if let Some(c) = cluster {
+                c.stop();
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn create_private_db(c: &pgembed::PrivateCluster) -> Result<String> {
+    let admin = tapvault_store::connect(&c.url("postgres"), 1).await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')",
+    )
+    .fetch_one(&admin.pool)
+    .await?;
+    if !exists {
+        sqlx::query("CREATE DATABASE tapvault")
+            .execute(&admin.pool)
+            .await?;
+    }
+    admin.pool.close().await;
+    tracing::info!(
+        "using the private PostgreSQL cluster in {}",
+        c.data.display()
+    );
+    Ok(c.url("tapvault"))
+}
+
+async fn connect_checked(cfg: &ServeConfig, url: &str) -> Result<Db> {
+    let db = tapvault_store::connect(url, cfg.max_db_connections)
         .await
         .with_context(|| "connecting to PostgreSQL")?;
+    let unsafe_settings = tapvault_store::db::unsafe_durability(&db.pool)
+        .await
+        .context("reading the database's durability settings")?;
+    if !unsafe_settings.is_empty() {
+        let what = unsafe_settings.join(", ");
+        if cfg.allow_unsafe_durability {
+            tracing::warn!(
+                "the database runs with {what}: a crash of its machine can lose proofs tapvault acknowledged"
+            );
+        } else {
+            db.pool.close().await;
+            anyhow::bail!(
+                "the database runs with {what}: a crash of its machine could lose proofs tapvault already \
+                 acknowledged. Turn it back on, or start with --allow-unsafe-durability (tests only)"
+            );
+        }
+    }
     tapvault_store::migrate(&db.pool)
         .await
         .context("running migrations")?;
-    Ok((db, cluster))
+    Ok(db)
 }
 
-/// Starts the gRPC and HTTP servers; returns once both listen.
+/// Starts the gRPC and HTTP servers; returns once both listen. When it
+/// fails, whatever it started (the private cluster) is stopped again.
 pub async fn start(cfg: ServeConfig) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let (db, cluster) = open_db(&cfg).await?;
+    let (db, mut cluster) = open_db(&cfg).await?;
+    match start_on(cfg, db.clone(), &mut cluster).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            db.pool.close().await;
+            if let Some(c) = cluster.take() {
+                c.stop();
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn start_on(
+    cfg: ServeConfig,
+    db: Db,
+    cluster: &mut Option<pgembed::PrivateCluster>,
+) -> Result<Running> {
     let keys = match &cfg.jwt_hs256_secret {
         Some(s) => auth::Keys::hs256(s)?,
         None => auth::Keys::ed25519_in(&cfg.data_dir)?,
@@ -239,20 +314,17 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .with_context(|| format!("binding HTTP on {}", cfg.http_listen))?;
     let http_addr = http_listener.local_addr()?;
 
-    let mut builder = tonic::transport::Server::builder();
+    let builder = tonic::transport::Server::builder();
     let mut cert_pem = None;
+    let mut tls_config = None;
     if cfg.tls {
         // One crypto provider for the whole process, whatever features other
         // crates enable (an ambiguous default makes rustls panic).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (cert, key) = tls::TlsFiles::in_dir(&cfg.data_dir).load_or_create(&cfg.tls_names)?;
-        // tonic's TLS acceptor advertises ALPN h2, which grpc-go ≥ 1.67 requires.
-        builder = builder
-            .tls_config(
-                tonic::transport::ServerTlsConfig::new()
-                    .identity(tonic::transport::Identity::from_pem(&cert, &key)),
-            )
-            .context("configuring TLS")?;
+        // The accept loop terminates TLS itself (with a handshake timeout),
+        // advertising ALPN h2, which grpc-go ≥ 1.67 requires.
+        tls_config = Some(listener::tls_config(&cert, &key)?);
         cert_pem = Some(cert);
     }
     let (mut health_reporter, health_svc) = tonic_health::server::health_reporter();
@@ -282,17 +354,33 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         keys,
     });
     let router = builder
-        .layer(auth::AuthLayer {
-            auth: authenticator.clone(),
-        })
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(auth::AuthLayer {
+                    auth: authenticator.clone(),
+                })
+                .layer(limits::BudgetLayer {
+                    budget: limits::Budget::new(cfg.large_call_budget),
+                }),
+        )
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(universe)
         .add_service(backup)
         .add_service(admin);
-    // TCP_NODELAY: without it small gRPC replies wait out delayed ACKs (~40 ms).
-    let incoming = tonic::transport::server::TcpIncoming::from_listener(grpc_listener, true, None)
-        .map_err(|e| anyhow::anyhow!("gRPC listener: {e}"))?;
+    let nofile = listener::raise_nofile_limit();
+    let mut limits = cfg.conn_limits.clone();
+    limits.max_connections = listener::cap_for_nofile(limits.max_connections, nofile);
+    tracing::info!(
+        "gRPC: at most {} connections (descriptor limit {nofile}), TLS handshake timeout {:?}",
+        limits.max_connections,
+        limits.handshake_timeout
+    );
+    let conn_stats = Arc::new(listener::ConnStats::default());
+    let incoming = listener::incoming(grpc_listener, tls_config, limits, conn_stats.clone());
     let mut grpc_rx = rx.clone();
     let grpc_task = tokio::spawn(async move {
         let res = router
@@ -328,7 +416,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         cert_pem,
         shutdown,
         tasks: vec![grpc_task, http_task],
-        cluster,
+        cluster: cluster.take(),
     })
 }
 
@@ -343,12 +431,15 @@ fn http_router(db: Db, metrics: Arc<Metrics>, authn: Arc<auth::Authenticator>) -
             get(move || {
                 let db = ready_db.clone();
                 async move {
-                    match sqlx::query("SELECT 1").execute(&db.pool).await {
-                        Ok(_) => (StatusCode::OK, "ready\n".to_string()),
-                        Err(e) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("database unavailable: {e}\n"),
-                        ),
+                    match tapvault_store::db::ping(&db).await {
+                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Err(e) => {
+                            tracing::warn!("readiness: database unavailable: {e}");
+                            (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "not ready: the database is unavailable\n".to_string(),
+                            )
+                        }
                     }
                 }
             }),
@@ -363,12 +454,25 @@ fn http_router(db: Db, metrics: Arc<Metrics>, authn: Arc<auth::Authenticator>) -
                     let header = headers
                         .get(axum::http::header::AUTHORIZATION)
                         .and_then(|v| v.to_str().ok());
-                    if let Err(s) = authn.check(header, None, auth::Scope::Admin).await {
-                        let code = match s.code() {
-                            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
-                            _ => StatusCode::UNAUTHORIZED,
-                        };
-                        return (code, format!("{}\n", s.message())).into_response();
+                    match authn.check(header, None, auth::Scope::Admin).await {
+                        Err(s) => {
+                            let code = match s.code() {
+                                tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+                                tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                                _ => StatusCode::UNAUTHORIZED,
+                            };
+                            return (code, format!("{}\n", s.message())).into_response();
+                        }
+                        // The counters cover every tenant: only the operator reads them.
+                        Ok(p) if !p.operator => {
+                            return (
+                                StatusCode::FORBIDDEN,
+                                "metrics cover every tenant: only the operator tenant's admin tokens \
+                                 (serve --operator-tenant) may read them\n",
+                            )
+                                .into_response();
+                        }
+                        Ok(_) => {}
                     }
                     (
                         [(

@@ -9,7 +9,7 @@ use tapvault_codec::{Proof, ProofType};
 use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
 use tapvault_mssmt::{MemTree, Node};
 use tapvault_store::universe as su;
-use tapvault_store::{Db, StoreError};
+use tapvault_store::Db;
 use tonic::{Request, Response, Status};
 
 /// Page size tapd's sync client uses, and the largest page we serve.
@@ -25,15 +25,7 @@ pub struct UniverseService {
     pub metrics: Arc<crate::Metrics>,
 }
 
-pub(crate) fn store_err(e: StoreError) -> Status {
-    tracing::error!("store error: {e}");
-    match e {
-        StoreError::Db(sqlx::Error::PoolTimedOut) => {
-            Status::unavailable("database is unavailable, retry later")
-        }
-        e => Status::internal(format!("storage error: {e}")),
-    }
-}
+pub(crate) use crate::errors::store_err;
 
 fn node_pb(n: &Node) -> pb::MerkleSumNode {
     pb::MerkleSumNode {
@@ -102,7 +94,7 @@ impl UniverseService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let raw = tapvault_store::backup::proof_at(
             &mut conn,
             tenant,
@@ -116,12 +108,12 @@ impl UniverseService {
             return Ok(());
         };
         let prev = Proof::decode(&raw)
-            .map_err(|e| Status::internal(format!("stored input proof does not decode: {e}")))?;
+            .map_err(|e| crate::errors::internal("stored input proof does not decode", e))?;
         let p = p.clone();
         let r =
             tokio::task::spawn_blocking(move || tapvault_verify::verify_witness(&p, Some(&prev)))
                 .await
-                .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?;
+                .map_err(|e| crate::errors::internal("verifier task", e))?;
         r.map(|_| ()).map_err(crate::ingest::verification_failed)
     }
 
@@ -164,7 +156,7 @@ impl UniverseService {
             su::tree_proof(&mut tx, &self.db, tenant, ty.multiverse_namespace(), &uid)
                 .await
                 .map_err(store_err)?;
-        tx.commit().await.map_err(|e| store_err(e.into()))?;
+        tx.commit().await.map_err(crate::errors::db_err)?;
         let decoded = Proof::decode(&leaf.raw).ok();
         if let Some(id) = req_key.id.as_mut() {
             id.proof_type = proof_type_pb(ty);
@@ -214,7 +206,7 @@ impl Universe for UniverseService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let root = if r.specific_ids.is_empty() {
             su::tree_root(&mut conn, t, ty.multiverse_namespace())
                 .await
@@ -229,7 +221,7 @@ impl Universe for UniverseService {
                 {
                     let (v, s) = multiverse_leaf(ty, &u.root);
                     m.insert(uid, &v, s)
-                        .map_err(|e| Status::internal(format!("multiverse: {e}")))?;
+                        .map_err(|e| crate::errors::internal("multiverse", e))?;
                 }
             }
             m.root()
@@ -425,7 +417,7 @@ impl Universe for UniverseService {
         let raw = leaf_pb.proof;
         let prepared = tokio::task::spawn_blocking(move || prepare(&raw, level))
             .await
-            .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?;
+            .map_err(|e| crate::errors::internal("verifier task", e))?;
         let (rp, leaf) = match prepared {
             Ok(v) => v,
             Err(e) => {
@@ -459,7 +451,7 @@ impl Universe for UniverseService {
                 true,
             )
             .await?
-            .ok_or_else(|| Status::internal("stored leaf vanished"))?;
+            .ok_or_else(|| crate::errors::internal("insert", "stored leaf vanished"))?;
         Ok(Response::new(answer))
     }
 
@@ -516,7 +508,7 @@ impl Universe for UniverseService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let s = su::stats(&mut conn, t).await.map_err(store_err)?;
         Ok(Response::new(pb::StatsResponse {
             num_total_assets: s.assets,
@@ -594,7 +586,7 @@ impl Universe for UniverseService {
             .pool
             .acquire()
             .await
-            .map_err(|e| store_err(e.into()))?;
+            .map_err(crate::errors::db_err)?;
         let rows = su::events_by_day(&mut conn, t, r.start_timestamp, end)
             .await
             .map_err(store_err)?;

@@ -16,6 +16,61 @@ pub enum StoreError {
     Tree(String),
 }
 
+/// What a failed store call means for the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The database cannot be reached, is restarting, or went away mid-call:
+    /// retry later.
+    Unavailable,
+    /// The database refuses writes (a hot standby, `default_transaction_read_only`).
+    ReadOnly,
+    /// The database is out of disk, memory or connections.
+    Full,
+    /// The tenant's quota would be exceeded.
+    Quota,
+    /// Anything else: a bug or corrupt data.
+    Internal,
+}
+
+impl StoreError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            StoreError::Db(e) => FailureKind::of_sqlx(e),
+            _ => FailureKind::Internal,
+        }
+    }
+}
+
+impl FailureKind {
+    /// What a database error means for the caller.
+    pub fn of_sqlx(e: &sqlx::Error) -> FailureKind {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => FailureKind::Unavailable,
+            sqlx::Error::Protocol(_) => FailureKind::Unavailable,
+            sqlx::Error::Database(d) => {
+                let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+                match code.as_str() {
+                    "TVQ01" | "TVQ02" => FailureKind::Quota,
+                    // read_only_sql_transaction
+                    "25006" => FailureKind::ReadOnly,
+                    // connection exceptions; admin/crash shutdown; cannot connect now;
+                    // serialization failure and deadlock (retryable)
+                    c if c.starts_with("08") => FailureKind::Unavailable,
+                    "57P01" | "57P02" | "57P03" | "40001" | "40P01" => FailureKind::Unavailable,
+                    // insufficient resources (disk full, out of memory, too many connections)
+                    c if c.starts_with("53") => FailureKind::Full,
+                    _ => FailureKind::Internal,
+                }
+            }
+            _ => FailureKind::Internal,
+        }
+    }
+}
+
 /// The shared handles of the store: the pool and the node cache.
 #[derive(Clone)]
 pub struct Db {
@@ -27,6 +82,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> 
     let opts = PgConnectOptions::from_str(url)?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        // A call waiting for a connection to a database that is gone fails
+        // within its deadline rather than hanging.
+        .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(opts)
         .await?;
     Ok(Db {
@@ -38,6 +96,29 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> 
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::migrate!("../../migrations").run(pool).await?;
     Ok(())
+}
+
+/// One round trip to the database (readiness).
+pub async fn ping(db: &Db) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(&db.pool).await?;
+    Ok(())
+}
+
+/// The settings under which the database can lose a transaction it
+/// reported committed (`fsync = off`, `synchronous_commit = off`); empty
+/// when it cannot.
+pub async fn unsafe_durability(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for name in ["fsync", "synchronous_commit"] {
+        let v: String = sqlx::query_scalar("SELECT current_setting($1)")
+            .bind(name)
+            .fetch_one(pool)
+            .await?;
+        if v == "off" {
+            out.push(format!("{name} = off"));
+        }
+    }
+    Ok(out)
 }
 
 /// Returns the id of tenant `name`, creating it if needed.

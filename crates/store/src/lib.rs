@@ -4,8 +4,9 @@
 pub mod backup;
 pub mod db;
 pub mod export;
+pub mod quota;
 pub mod tree;
 pub mod universe;
 
-pub use db::{connect, migrate, Db, StoreError};
+pub use db::{connect, migrate, Db, FailureKind, StoreError};
 pub use tree::{NodeCache, PgTree};

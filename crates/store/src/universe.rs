@@ -147,6 +147,9 @@ struct BatchState {
     complete_keys: std::collections::HashSet<([u8; 32], [u8; 32])>,
     /// Whether a universe has leaves waiting for their ancestry.
     waiting: std::collections::HashMap<[u8; 32], bool>,
+    /// Every stored version of the batch's leaf keys that could be pushed
+    /// again: (key, proof hash) → version.
+    known: std::collections::HashMap<(HeadKey, [u8; 32]), i32>,
 }
 
 /// One row of a batched write (a duplicate writes only its event).
@@ -169,8 +172,10 @@ async fn file_rows(
     tenant: i64,
     leaves: &[NewLeaf],
 ) -> Result<(Vec<InsertResult>, Vec<TreeWork>), StoreError> {
+    let heads = load_heads(tx, tenant, leaves).await?;
     let mut st = BatchState {
-        heads: load_heads(tx, tenant, leaves).await?,
+        known: load_older_versions(tx, tenant, leaves, &heads).await?,
+        heads,
         complete_keys: load_complete_prevs(tx, tenant, leaves).await?,
         waiting: Default::default(),
     };
@@ -192,6 +197,14 @@ async fn file_rows(
             Some(h) if h.proof_hash == proof_hash => {
                 (InsertOutcome::Duplicate, h.version, h.complete)
             }
+            // A proof this leaf already had (A, B, A…): nothing is added and
+            // the head stays on the newest distinct proof, so flapping
+            // cannot grow the history.
+            Some(h) if st.known.contains_key(&(hk, proof_hash)) => (
+                InsertOutcome::Duplicate,
+                st.known[&(hk, proof_hash)],
+                h.complete,
+            ),
             Some(h) => (InsertOutcome::NewVersion, h.version + 1, h.complete),
             None => {
                 let complete = match (leaf.proof_type, &leaf.prev_leaf_key) {
@@ -205,6 +218,7 @@ async fn file_rows(
             }
         };
         if outcome != InsertOutcome::Duplicate {
+            st.known.insert((hk, proof_hash), version);
             st.heads.insert(
                 hk,
                 Head {
@@ -264,6 +278,54 @@ async fn load_heads(
                 version: r.get(5),
             },
         );
+    }
+    Ok(out)
+}
+
+/// The stored versions a batch's proofs could repeat: every head, plus the
+/// older versions of keys with several versions whose head differs from an
+/// incoming proof (usually none, and then no query is made).
+async fn load_older_versions(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: i64,
+    leaves: &[NewLeaf],
+    heads: &std::collections::HashMap<HeadKey, Head>,
+) -> Result<std::collections::HashMap<(HeadKey, [u8; 32]), i32>, StoreError> {
+    let mut out: std::collections::HashMap<(HeadKey, [u8; 32]), i32> = heads
+        .iter()
+        .map(|(hk, h)| ((*hk, h.proof_hash), h.version))
+        .collect();
+    let mut uids: Vec<&[u8]> = Vec::new();
+    let mut tys: Vec<i16> = Vec::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    for l in leaves {
+        let hk: HeadKey = (l.universe_id, type_code(l.proof_type), l.leaf_key);
+        if let Some(h) = heads.get(&hk) {
+            if h.version > 1 && h.proof_hash != sha256(&[&l.raw]) {
+                uids.push(&l.universe_id[..]);
+                tys.push(hk.1);
+                keys.push(&l.leaf_key[..]);
+            }
+        }
+    }
+    if uids.is_empty() {
+        return Ok(out);
+    }
+    let rows = sqlx::query(
+        "SELECT l.universe_id, l.proof_type, l.leaf_key, l.proof_hash, l.version
+         FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
+         JOIN universe_leaves l ON l.tenant_id = $1 AND l.universe_id = k.u
+              AND l.proof_type = k.t AND l.leaf_key = k.lk",
+    )
+    .bind(tenant)
+    .bind(&uids)
+    .bind(&tys)
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in rows {
+        let hk: HeadKey = (arr(r.get(0))?, r.get::<i16, _>(1), arr(r.get(2))?);
+        out.insert((hk, arr(r.get(3))?), r.get::<i32, _>(4));
     }
     Ok(out)
 }
