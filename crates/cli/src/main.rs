@@ -54,6 +54,16 @@ enum Cmd {
     /// MS-SMT interop checks.
     #[command(subcommand)]
     Mssmt(MssmtCmd),
+    /// Check a database against itself: proof and backup checksums, leaf
+    /// hashes, heads and versions, ancestry flags, every root against a
+    /// recomputation, usage counters. Exit 0 only when all holds.
+    Fsck {
+        #[command(flatten)]
+        store: admin_cmd::StoreArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +142,44 @@ fn run(cli: Cli) -> Result<()> {
             print!("{report}");
             if !ok {
                 std::process::exit(2);
+            }
+        }
+        Cmd::Fsck { store, json } => {
+            let (checked, findings) =
+                tokio::runtime::Runtime::new()?
+                    .block_on(admin_cmd::with_db(&store, async |db, _| {
+                        Ok(tapvault_store::fsck::fsck(db).await?)
+                    }))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "clean": findings.is_empty(),
+                        "checked": checked,
+                        "findings": findings,
+                    }))?
+                );
+            } else {
+                for f in &findings {
+                    println!("{}\t{}\t{}", f.tenant, f.check, f.detail);
+                }
+                eprintln!(
+                    "fsck: {} tenants, {} proofs, {} leaf versions, {} heads, {} universes, {} wallet backups: {}",
+                    checked.tenants,
+                    checked.proofs,
+                    checked.leaves,
+                    checked.heads,
+                    checked.universes,
+                    checked.wallet_backups,
+                    if findings.is_empty() {
+                        "clean".to_string()
+                    } else {
+                        format!("{} problems", findings.len())
+                    }
+                );
+            }
+            if !findings.is_empty() {
+                std::process::exit(4);
             }
         }
         Cmd::Mssmt(MssmtCmd::Root) => {

@@ -46,6 +46,22 @@ pub struct ServeArgs {
     /// the Admin API (other tenants' admins manage only their own tokens).
     #[arg(long, env = "TAPVAULT_OPERATOR_TENANT")]
     pub operator_tenant: Option<String>,
+    /// Start even if the database runs with fsync or synchronous_commit
+    /// off (it could then lose proofs tapvault acknowledged). Tests only.
+    #[arg(long)]
+    pub allow_unsafe_durability: bool,
+    /// Close a gRPC connection whose TLS handshake has not finished in
+    /// this many seconds (default 10).
+    #[arg(long)]
+    pub handshake_timeout_secs: Option<u64>,
+    /// Most open gRPC connections (default 4096; always kept under the
+    /// process's file descriptor limit).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Bytes of large request messages (1 MiB and up) held at once over all
+    /// calls; more wait (default 512 MiB).
+    #[arg(long)]
+    pub large_call_budget: Option<u64>,
 }
 
 fn parse_trusted(s: &str) -> Result<tapvault_server::auth::TrustedNetwork, String> {
@@ -105,6 +121,23 @@ pub fn config(a: ServeArgs) -> Result<ServeConfig> {
     c.auth = !a.no_auth && file.auth.unwrap_or(true);
     c.trusted_networks = a.trust_network;
     c.operator_tenant = a.operator_tenant.or(file.operator_tenant);
+    c.allow_unsafe_durability = a.allow_unsafe_durability;
+    if let Some(t) = a.handshake_timeout_secs {
+        anyhow::ensure!(t > 0, "--handshake-timeout-secs must be positive");
+        c.conn_limits.handshake_timeout = std::time::Duration::from_secs(t);
+    }
+    if let Some(m) = a.max_connections {
+        anyhow::ensure!(m > 0, "--max-connections must be positive");
+        c.conn_limits.max_connections = m;
+    }
+    if let Some(b) = a.large_call_budget {
+        anyhow::ensure!(
+            b >= tapvault_server::limits::LARGE_CALL,
+            "--large-call-budget must be at least {} bytes",
+            tapvault_server::limits::LARGE_CALL
+        );
+        c.large_call_budget = b;
+    }
     Ok(c)
 }
 

@@ -656,8 +656,7 @@ where
                 })
                 .map(|a| a.ip());
             let remote = remote.filter(|_| universe);
-            match auth.check(header.as_deref(), remote, need).await
-            {
+            match auth.check(header.as_deref(), remote, need).await {
                 Ok(p) => {
                     req.extensions_mut().insert(Tenant(p.tenant));
                     req.extensions_mut().insert(p);

@@ -40,7 +40,9 @@ fn by_kind(kind: FailureKind, context: &str, e: &dyn std::fmt::Display) -> Statu
             tracing::error!("database out of resources: {e}");
             Status::resource_exhausted("the server's storage is full; nothing was stored")
         }
-        FailureKind::Quota => Status::resource_exhausted("tenant quota exceeded; nothing was stored"),
+        FailureKind::Quota => {
+            Status::resource_exhausted("tenant quota exceeded; nothing was stored")
+        }
         FailureKind::Internal => internal(context, e),
     }
 }

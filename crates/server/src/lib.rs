@@ -7,8 +7,8 @@
 pub mod admin_svc;
 pub mod auth;
 pub mod backup_svc;
-pub mod errors;
 pub mod client;
+pub mod errors;
 pub mod ingest;
 pub mod ingestor;
 pub mod keys;
@@ -83,6 +83,9 @@ pub struct ServeConfig {
     /// in memory at once, over all calls; more wait (HTTP/2 flow control
     /// holds the senders back).
     pub large_call_budget: u64,
+    /// How long a large call waits for room in the budget before it is
+    /// refused with RESOURCE_EXHAUSTED.
+    pub large_call_wait: std::time::Duration,
     /// Start even when the database may lose committed transactions
     /// (`fsync` or `synchronous_commit` off).
     pub allow_unsafe_durability: bool,
@@ -106,6 +109,7 @@ impl ServeConfig {
             max_db_connections: 16,
             conn_limits: listener::ConnLimits::default(),
             large_call_budget: limits::DEFAULT_LARGE_CALL_BUDGET,
+            large_call_wait: limits::BUDGET_WAIT,
             allow_unsafe_durability: false,
         }
     }
@@ -182,11 +186,10 @@ pub async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCl
 
 async fn create_private_db(c: &pgembed::PrivateCluster) -> Result<String> {
     let admin = tapvault_store::connect(&c.url("postgres"), 1).await?;
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')",
-    )
-    .fetch_one(&admin.pool)
-    .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')")
+            .fetch_one(&admin.pool)
+            .await?;
     if !exists {
         sqlx::query("CREATE DATABASE tapvault")
             .execute(&admin.pool)
@@ -363,7 +366,7 @@ async fn start_on(
                     auth: authenticator.clone(),
                 })
                 .layer(limits::BudgetLayer {
-                    budget: limits::Budget::new(cfg.large_call_budget),
+                    budget: limits::Budget::new(cfg.large_call_budget, cfg.large_call_wait),
                 }),
         )
         .add_service(health_svc)
@@ -379,8 +382,7 @@ async fn start_on(
         limits.max_connections,
         limits.handshake_timeout
     );
-    let conn_stats = Arc::new(listener::ConnStats::default());
-    let incoming = listener::incoming(grpc_listener, tls_config, limits, conn_stats.clone());
+    let incoming = listener::incoming(grpc_listener, tls_config, limits, metrics.conn.clone());
     let mut grpc_rx = rx.clone();
     let grpc_task = tokio::spawn(async move {
         let res = router

@@ -32,14 +32,17 @@ const UNIT: u64 = 1024;
 pub struct Budget {
     sem: Arc<Semaphore>,
     units: u32,
+    wait: Duration,
 }
 
 impl Budget {
-    pub fn new(bytes: u64) -> Self {
+    /// `bytes` of large messages at once; a call waits at most `wait` for room.
+    pub fn new(bytes: u64, wait: Duration) -> Self {
         let units = (bytes / UNIT).clamp(1, u32::MAX as u64) as u32;
         Budget {
             sem: Arc::new(Semaphore::new(units as usize)),
             units,
+            wait,
         }
     }
     /// Bytes currently reserved.
@@ -137,9 +140,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -158,14 +160,18 @@ where
             let mut permit = None;
             if let Some(len) = len.filter(|l| *l >= LARGE_CALL) {
                 let units = len.div_ceil(UNIT).min(budget.units as u64) as u32;
-                match tokio::time::timeout(BUDGET_WAIT, budget.sem.clone().acquire_many_owned(units))
-                    .await
+                match tokio::time::timeout(
+                    budget.wait,
+                    budget.sem.clone().acquire_many_owned(units),
+                )
+                .await
                 {
                     Ok(Ok(p)) => permit = Some(p),
                     _ => {
                         return Ok(Status::resource_exhausted(format!(
                             "the server is busy with other large calls ({len} bytes did not fit in \
-                             {BUDGET_WAIT:?}); retry later"
+                             {:?}); retry later",
+                            budget.wait
                         ))
                         .into_http())
                     }

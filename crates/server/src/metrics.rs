@@ -58,6 +58,8 @@ pub struct Metrics {
     backups_duplicate: AtomicU64,
     insert_latency: Histogram,
     query_latency: Histogram,
+    /// The gRPC accept loop's counters.
+    pub conn: std::sync::Arc<crate::listener::ConnStats>,
 }
 
 impl Metrics {
@@ -119,6 +121,19 @@ impl Metrics {
             .render("tapvault_insert_proof_seconds", &mut s);
         self.query_latency
             .render("tapvault_query_proof_seconds", &mut s);
+        for (name, v) in [
+            (
+                "tapvault_grpc_accept_errors_total",
+                &self.conn.accept_errors,
+            ),
+            (
+                "tapvault_grpc_handshake_timeouts_total",
+                &self.conn.handshake_timeouts,
+            ),
+        ] {
+            let _ = writeln!(s, "# TYPE {name} counter");
+            let _ = writeln!(s, "{name} {}", v.load(Ordering::Relaxed));
+        }
         s
     }
 }

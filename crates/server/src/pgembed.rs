@@ -160,19 +160,23 @@ impl PrivateCluster {
     }
 
     pub fn stop(&self) {
-        if let Err(e) = self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data.to_string_lossy(),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ],
-        ) {
+        if let Err(e) = self.stop_with("fast") {
             tracing::warn!("stopping the private PostgreSQL cluster: {e}");
         }
+    }
+
+    /// Stops with a `pg_ctl` shutdown mode (`smart`, `fast`, `immediate`).
+    pub fn stop_with(&self, mode: &str) -> Result<()> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data.to_string_lossy(), "-m", mode, "-w", "stop"],
+        )
+    }
+
+    /// Whether the cluster's postmaster is running.
+    pub fn is_running(&self) -> bool {
+        self.run("pg_ctl", &["-D", &self.data.to_string_lossy(), "status"])
+            .is_ok()
     }
 
     /// Connection URL of database `db` over the unix socket.

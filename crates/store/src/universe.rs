@@ -87,8 +87,13 @@ fn node_of(hash: Vec<u8>, sum: i64) -> Result<Node, StoreError> {
     })
 }
 
-fn tree_err<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Tree(e.to_string())
+/// A tree failure, keeping a database error as one (so the caller can tell
+/// an outage from corruption).
+fn tree_err(e: tapvault_mssmt::TreeError<StoreError>) -> StoreError {
+    match e {
+        tapvault_mssmt::TreeError::Store(se) => se,
+        other => StoreError::Tree(other.to_string()),
+    }
 }
 
 /// Locks (creating if needed) the root row of a tree until the transaction ends.

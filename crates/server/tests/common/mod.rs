@@ -79,6 +79,30 @@ impl TestServer {
         }
     }
 
+    /// A plaintext server (auth on) on a fresh database with these tenants,
+    /// its configuration adjusted by `f`.
+    pub async fn start_with(tenants: &[&str], f: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let tdb = testdb::create().await;
+        for t in tenants {
+            tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
+                .await
+                .unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!("tapvault-test-{}", tdb.name));
+        let mut cfg = ServeConfig::new(dir.clone());
+        cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.database_url = Some(tdb.url.clone());
+        cfg.tls = false;
+        f(&mut cfg);
+        let running = tapvault_server::start(cfg).await.expect("server starts");
+        TestServer {
+            running: Some(running),
+            tdb: Some(tdb),
+            dir,
+        }
+    }
+
     pub async fn token(&self, tenant: &str, scopes: &str, ttl: u64) -> String {
         let keys = tapvault_server::auth::Keys::ed25519_in(&self.dir).unwrap();
         let scopes = tapvault_server::auth::Scope::parse_list(scopes).unwrap();
@@ -235,4 +259,35 @@ pub fn federation_request(raw: &[u8]) -> pb::AssetProof {
 
 pub fn query_key(req: &pb::AssetProof) -> pb::UniverseKey {
     req.key.clone().unwrap()
+}
+
+/// `n` distinct proofs of one asset (the regtest genesis proof with new
+/// script keys: decode-only servers accept them), and their requests.
+pub fn synthetic(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
+    let base = tapvault_codec::Proof::decode(&regtest()[0].1).unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    (0..n)
+        .map(|i| {
+            let mut p = base.clone();
+            if !tag.is_empty() {
+                p.asset.genesis.tag = tag.as_bytes().to_vec();
+            }
+            let mut sk = [0u8; 32];
+            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
+                .unwrap()
+                .public_key(&secp);
+            p.asset.script_key = tapvault_codec::primitives::PubKey(key.serialize());
+            let raw = p.encode();
+            let req = courier_request(&raw);
+            (raw, req)
+        })
+        .collect()
+}
+
+/// The same leaf with different bytes: an unknown odd record appended.
+pub fn variant(raw: &[u8], n: u8) -> Vec<u8> {
+    let mut p = tapvault_codec::Proof::decode(raw).unwrap();
+    p.unknown.insert(1001, vec![n]);
+    p.encode()
 }

@@ -1,0 +1,296 @@
+//! `tapvault fsck`: checks a database against itself. Every stored byte has
+//! a checksum or a derivation, so anything changed, lost or half-written
+//! behind the server's back shows up as a disagreement.
+
+use crate::db::{Db, StoreError};
+use crate::universe::{tree_root, type_from_code};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
+use tapvault_mssmt::{LeafUpdate, MemTree, Node};
+
+/// One disagreement found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub tenant: String,
+    pub check: &'static str,
+    pub detail: String,
+}
+
+/// What was looked at.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Checked {
+    pub proofs: i64,
+    pub leaves: i64,
+    pub heads: i64,
+    pub universes: i64,
+    pub wallet_backups: i64,
+    pub tenants: i64,
+}
+
+/// Runs every check; an empty list means the database is consistent.
+pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
+    let mut tx = crate::universe::snapshot(db).await?;
+    let mut out = Vec::new();
+    let names: BTreeMap<i64, String> = sqlx::query_as("SELECT id, name FROM tenants")
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let name = |t: i64| names.get(&t).cloned().unwrap_or_else(|| format!("#{t}"));
+    let mut checked = Checked {
+        tenants: names.len() as i64,
+        ..Default::default()
+    };
+
+    // Raw proofs are stored by their SHA-256.
+    checked.proofs = sqlx::query_scalar("SELECT count(*) FROM proofs")
+        .fetch_one(&mut *tx)
+        .await?;
+    for r in sqlx::query("SELECT tenant_id, hash FROM proofs WHERE sha256(raw) <> hash")
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        out.push(Finding {
+            tenant: name(r.get(0)),
+            check: "proof hash",
+            detail: format!(
+                "proof {} does not hash to its key (its bytes changed)",
+                hex::encode(r.get::<Vec<u8>, _>(1))
+            ),
+        });
+    }
+
+    // Every leaf version's node hash is SHA256(proof || sum BE).
+    checked.leaves = sqlx::query_scalar("SELECT count(*) FROM universe_leaves")
+        .fetch_one(&mut *tx)
+        .await?;
+    for r in sqlx::query(
+        "SELECT l.tenant_id, l.leaf_key, l.version, p.hash IS NULL
+         FROM universe_leaves l
+         LEFT JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+         WHERE p.hash IS NULL OR sha256(p.raw || int8send(l.leaf_sum)) <> l.leaf_node_hash",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        let missing: bool = r.get(3);
+        out.push(Finding {
+            tenant: name(r.get(0)),
+            check: "leaf proof",
+            detail: format!(
+                "leaf {} version {}: {}",
+                hex::encode(r.get::<Vec<u8>, _>(1)),
+                r.get::<i32, _>(2),
+                if missing {
+                    "its proof is missing"
+                } else {
+                    "its node hash does not match its proof"
+                }
+            ),
+        });
+    }
+
+    // Versions run 1..n without gaps and the head points at the newest.
+    checked.heads = sqlx::query_scalar("SELECT count(*) FROM universe_heads")
+        .fetch_one(&mut *tx)
+        .await?;
+    for r in sqlx::query(
+        "WITH v AS (
+            SELECT tenant_id, universe_id, proof_type, leaf_key,
+                   max(version) AS newest, count(*) AS n
+            FROM universe_leaves GROUP BY 1, 2, 3, 4)
+         SELECT v.tenant_id, v.leaf_key, v.newest, v.n, hl.version
+         FROM v
+         LEFT JOIN universe_heads h ON h.tenant_id = v.tenant_id AND h.universe_id = v.universe_id
+              AND h.proof_type = v.proof_type AND h.leaf_key = v.leaf_key
+         LEFT JOIN universe_leaves hl ON hl.id = h.leaf_id
+         WHERE h.id IS NULL OR hl.version IS DISTINCT FROM v.newest OR v.n <> v.newest
+            OR hl.leaf_key <> v.leaf_key",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        out.push(Finding {
+            tenant: name(r.get(0)),
+            check: "head",
+            detail: format!(
+                "leaf {}: {} versions up to {}, head at {}",
+                hex::encode(r.get::<Vec<u8>, _>(1)),
+                r.get::<i64, _>(3),
+                r.get::<i32, _>(2),
+                r.get::<Option<i32>, _>(4)
+                    .map(|v| format!("version {v}"))
+                    .unwrap_or_else(|| "nothing".into())
+            ),
+        });
+    }
+
+    // A head is complete exactly when it is an issuance leaf or its
+    // previous leaf is a complete head of the same universe.
+    for r in sqlx::query(
+        "SELECT h.tenant_id, h.leaf_key, h.complete FROM universe_heads h
+         WHERE h.complete <> (h.proof_type = 1 OR EXISTS (
+             SELECT 1 FROM universe_heads p WHERE p.tenant_id = h.tenant_id
+                AND p.universe_id = h.universe_id AND p.leaf_key = h.prev_leaf_key AND p.complete))",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        let complete: bool = r.get(2);
+        out.push(Finding {
+            tenant: name(r.get(0)),
+            check: "ancestry",
+            detail: format!(
+                "leaf {} is marked {} but its ancestry is {}",
+                hex::encode(r.get::<Vec<u8>, _>(1)),
+                if complete { "complete" } else { "waiting" },
+                if complete { "not stored" } else { "stored" }
+            ),
+        });
+    }
+
+    // Every universe root equals a recomputation from its complete heads,
+    // and every multiverse root one from those universe roots.
+    let universes = sqlx::query("SELECT tenant_id, universe_id, proof_type FROM universes")
+        .fetch_all(&mut *tx)
+        .await?;
+    checked.universes = universes.len() as i64;
+    let mut multiverse: BTreeMap<(i64, i16), Vec<LeafUpdate>> = BTreeMap::new();
+    for u in universes {
+        let tenant: i64 = u.get(0);
+        let uid: [u8; 32] = u
+            .get::<Vec<u8>, _>(1)
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("universe id".into()))?;
+        let code: i16 = u.get(2);
+        let ty = type_from_code(code)?;
+        let rows = sqlx::query(
+            "SELECT h.leaf_key, l.leaf_node_hash, l.leaf_sum
+             FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
+             WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.complete",
+        )
+        .bind(tenant)
+        .bind(&uid[..])
+        .bind(code)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ups = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key: [u8; 32] = r
+                .get::<Vec<u8>, _>(0)
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("leaf key".into()))?;
+            let hash: [u8; 32] = r
+                .get::<Vec<u8>, _>(1)
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("leaf node hash".into()))?;
+            ups.push(LeafUpdate {
+                key,
+                leaf: Node {
+                    hash,
+                    sum: r.get::<i64, _>(2) as u64,
+                },
+            });
+        }
+        let mut t = MemTree::new();
+        let want = match t.apply(ups) {
+            Ok(n) => n,
+            Err(e) => {
+                out.push(Finding {
+                    tenant: name(tenant),
+                    check: "root",
+                    detail: format!("universe {}: {e}", universe_namespace(&uid, ty)),
+                });
+                continue;
+            }
+        };
+        let ns = universe_namespace(&uid, ty);
+        let have = tree_root(&mut tx, tenant, &ns).await?;
+        if have != want {
+            out.push(Finding {
+                tenant: name(tenant),
+                check: "root",
+                detail: format!(
+                    "universe {ns}: stored root {}/{} but its leaves give {}/{}",
+                    hex::encode(have.hash),
+                    have.sum,
+                    hex::encode(want.hash),
+                    want.sum
+                ),
+            });
+        }
+        let (value, sum) = multiverse_leaf(ty, &want);
+        multiverse
+            .entry((tenant, code))
+            .or_default()
+            .push(LeafUpdate::new(uid, &value, sum));
+    }
+    for ((tenant, code), ups) in multiverse {
+        let ty = type_from_code(code)?;
+        let want = MemTree::new().apply(ups).ok();
+        let have = tree_root(&mut tx, tenant, ty.multiverse_namespace()).await?;
+        if want != Some(have) {
+            out.push(Finding {
+                tenant: name(tenant),
+                check: "root",
+                detail: format!(
+                    "{}: stored root {} does not match its universes' roots",
+                    ty.multiverse_namespace(),
+                    hex::encode(have.hash)
+                ),
+            });
+        }
+    }
+
+    // Wallet backups are stored by their SHA-256 too.
+    checked.wallet_backups = sqlx::query_scalar("SELECT count(*) FROM wallet_backups")
+        .fetch_one(&mut *tx)
+        .await?;
+    for r in sqlx::query("SELECT tenant_id, id FROM wallet_backups WHERE sha256(raw) <> sha256")
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        out.push(Finding {
+            tenant: name(r.get(0)),
+            check: "backup checksum",
+            detail: format!(
+                "wallet backup {} does not match its checksum",
+                r.get::<i64, _>(1)
+            ),
+        });
+    }
+
+    // Usage counters equal a recount.
+    for r in sqlx::query(
+        "WITH c AS (
+            SELECT tenant_id, sum(b) AS b, sum(n) AS n FROM (
+                SELECT tenant_id, sum(length(raw)) AS b, count(*) AS n FROM proofs GROUP BY 1
+                UNION ALL SELECT tenant_id, sum(length(raw)), count(*) FROM wallet_backups GROUP BY 1
+                UNION ALL SELECT tenant_id, sum(length(encoded)), count(*) FROM addresses GROUP BY 1
+                UNION ALL SELECT tenant_id, sum(length(leaves)), count(*) FROM tapscripts GROUP BY 1
+            ) x GROUP BY 1)
+         SELECT t.id, COALESCE(c.b, 0)::BIGINT, COALESCE(c.n, 0)::BIGINT,
+                COALESCE(u.bytes, 0), COALESCE(u.items, 0)
+         FROM tenants t LEFT JOIN c ON c.tenant_id = t.id
+         LEFT JOIN tenant_usage u ON u.tenant_id = t.id
+         WHERE COALESCE(c.b, 0) <> COALESCE(u.bytes, 0) OR COALESCE(c.n, 0) <> COALESCE(u.items, 0)",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        out.push(Finding {
+            tenant: name(r.get(0)),
+            check: "usage",
+            detail: format!(
+                "stored {} bytes / {} items but usage says {} / {}",
+                r.get::<i64, _>(1),
+                r.get::<i64, _>(2),
+                r.get::<i64, _>(3),
+                r.get::<i64, _>(4)
+            ),
+        });
+    }
+    tx.commit().await?;
+    Ok((checked, out))
+}
