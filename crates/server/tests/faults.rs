@@ -287,7 +287,7 @@ async fn stall(
     let ns =
         tapvault_mssmt::universe::universe_namespace(&uid, tapvault_codec::ProofType::Issuance);
     let mut tx = db.pool.begin().await.unwrap();
-    tapvault_store::tree::lock_root(&mut *tx, tid, &ns)
+    tapvault_store::tree::lock_root(&mut tx, tid, &ns)
         .await
         .unwrap();
     tx
