@@ -5,6 +5,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_client(true)
         .file_descriptor_set_path(out.join("tapvault_descriptor.bin"))
+        // Decodes both tapd v0.7's bare ID and v0.8's request (compat.rs).
+        .extern_path(
+            ".universerpc.AssetLeavesRequest",
+            "crate::compat::AssetLeavesRequest",
+        )
         .compile_protos(
             &[
                 "../../proto/universerpc/universe.proto",

@@ -152,6 +152,20 @@ async function main() {
     assert(k.opStr && k.scriptKeyBytes.length === 32, 'leaf keys: op_str + x-only script key');
   }
 
+  // v0.7's AssetLeaves takes the bare ID (v0.8 wraps it with paging; the
+  // server tells them apart on the wire).
+  const al = await call('AssetLeaves', { assetId: g.assetId, proofType: 'PROOF_TYPE_TRANSFER' });
+  assert.strictEqual(al.leaves.length, 2, 'AssetLeaves (v0.7 bare ID): both transfer leaves');
+  for (const l of al.leaves) {
+    assert(l.proof.length > 0 && l.asset, 'AssetLeaves: proof bytes and decoded asset');
+  }
+  // v0.7's SORT_DIRECTION_DESC (1) reverses SORT_DIRECTION_ASC (0).
+  const desc = await call('AssetLeafKeys', {
+    id: { assetId: g.assetId, proofType: 'PROOF_TYPE_TRANSFER' }, offset: 0, limit: 512, direction: 'SORT_DIRECTION_DESC',
+  });
+  assert.deepStrictEqual(desc.assetKeys.map((k) => k.opStr), keys.map((k) => k.opStr).reverse(),
+    'DESC is ASC reversed');
+
   const mv = await call('MultiverseRoot', { proofType: 'PROOF_TYPE_ISSUANCE' });
   assert(mv.multiverseRoot && mv.multiverseRoot.rootSum === '1', 'one issuance universe in the multiverse');
 

@@ -124,7 +124,7 @@ forward! {
     query_asset_roots: pb::AssetRootQuery => pb::QueryRootResponse;
     delete_asset_root: pb::DeleteRootQuery => pb::DeleteRootResponse;
     asset_leaf_keys: pb::AssetLeafKeysRequest => pb::AssetLeafKeyResponse;
-    asset_leaves: pb::Id => pb::AssetLeafResponse;
+    asset_leaves: tapvault_server::compat::AssetLeavesRequest => pb::AssetLeafResponse;
     query_proof: pb::UniverseKey => pb::AssetProofResponse;
     insert_proof: pb::AssetProof => pb::AssetProofResponse;
     push_proof: pb::PushProofRequest => pb::PushProofResponse;

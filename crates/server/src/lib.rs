@@ -8,6 +8,7 @@ pub mod admin_svc;
 pub mod auth;
 pub mod backup_svc;
 pub mod client;
+pub mod compat;
 pub mod errors;
 pub mod ingest;
 pub mod ingestor;

@@ -57,8 +57,16 @@ pub(crate) fn page(offset: i32, limit: i32) -> Result<(i64, i64), Status> {
     Ok((offset as i64, limit))
 }
 
-fn descending(direction: i32) -> bool {
-    direction == pb::SortDirection::Desc as i32
+/// Whether a request's `direction` asks for descending order. 0 means
+/// ascending and 1 descending, whatever the client's proto calls them:
+/// tapd v0.7 declared ASC = 0, DESC = 1; v0.8 renamed the enum (DESC = 0,
+/// ASC = 1) but its syncer still sends its internal order value (ascending
+/// = 0) unconverted, and every syncer of both versions asks for ascending
+/// pages. Only a v0.8 caller that names SORT_DIRECTION_ASC (1) explicitly
+/// gets descending order here (tapd's own v0.8 server reads 0 as
+/// descending, so it pages its own syncer backwards).
+pub(crate) fn descending(direction: i32) -> bool {
+    direction == 1
 }
 
 fn universe_root_pb(u: &su::UniverseInfo) -> pb::UniverseRoot {
@@ -342,23 +350,35 @@ impl Universe for UniverseService {
 
     async fn asset_leaves(
         &self,
-        req: Request<pb::Id>,
+        req: Request<crate::compat::AssetLeavesRequest>,
     ) -> Result<Response<pb::AssetLeafResponse>, Status> {
         let t = self.tenant(&req)?;
-        let id = parse_id(Some(req.get_ref()))?;
+        let r = req.into_inner();
+        let pid = r
+            .id()
+            .map_err(|e| Status::invalid_argument(format!("id: {e}")))?;
+        let id = parse_id(pid.as_ref())?;
         let types = match id.proof_type {
             Some(t) => vec![t],
             None => vec![ProofType::Issuance, ProofType::Transfer],
+        };
+        // tapd v0.7 pages nothing (every leaf, up to our page cap, with
+        // has_more); v0.8 pages as AssetLeafKeys does.
+        let (offset, limit, desc) = if r.is_v07() {
+            (0, MAX_PAGE, false)
+        } else {
+            let (o, l) = page(r.offset, r.limit)?;
+            (o, l, descending(r.direction))
         };
         let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
         let mut leaves = Vec::new();
         let mut has_more = false;
         for ty in types {
-            let mut page = su::leaves_page(&mut tx, t, &id.id_bytes(), ty, 0, MAX_PAGE + 1, false)
+            let mut page = su::leaves_page(&mut tx, t, &id.id_bytes(), ty, offset, limit + 1, desc)
                 .await
                 .map_err(store_err)?;
-            has_more |= page.len() as i64 > MAX_PAGE;
-            page.truncate(MAX_PAGE as usize);
+            has_more |= page.len() as i64 > limit;
+            page.truncate(limit as usize);
             leaves.extend(page.into_iter().map(|l| pb::AssetLeaf {
                 asset: Proof::decode(&l.raw).ok().as_ref().map(marshal::asset_pb),
                 proof: l.raw,

@@ -312,7 +312,10 @@ async fn tenants_are_isolated() {
         .into_inner();
     assert!(mv.multiverse_root.is_none());
     let leaves = c
-        .asset_leaves(with_token(tid, &bob))
+        .asset_leaves(with_token(
+            tapvault_server::compat::AssetLeavesRequest::v07(tid),
+            &bob,
+        ))
         .await
         .unwrap()
         .into_inner();

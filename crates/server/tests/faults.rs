@@ -193,6 +193,7 @@ async fn a_database_outage_fails_fast_with_unavailable_and_heals() {
     let items = synthetic(cycles * per * 2, "");
     let mut acked: Vec<Vec<u8>> = Vec::new();
     let mut it = items.into_iter();
+    let (mut worst_fail, mut worst_heal, mut refused) = (Duration::ZERO, Duration::ZERO, 0usize);
     for cycle in 0..cycles {
         // Under load: writers keep pushing while the database dies.
         let mut tasks = Vec::new();
@@ -217,6 +218,8 @@ async fn a_database_outage_fails_fast_with_unavailable_and_heals() {
                     assert_eq!(e.code(), Code::Unavailable, "{e}");
                     assert!(!e.message().contains("error"), "{e}");
                     assert!(took < Duration::from_secs(9), "{took:?}");
+                    worst_fail = worst_fail.max(took);
+                    refused += 1;
                 }
             }
         }
@@ -225,10 +228,12 @@ async fn a_database_outage_fails_fast_with_unavailable_and_heals() {
         let e = c.insert_proof(it.next().unwrap().1).await.unwrap_err();
         assert_eq!(e.code(), Code::Unavailable, "{e}");
         assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+        worst_fail = worst_fail.max(t.elapsed());
         let (code, body) = http_get(running.http_addr, "/readyz").await;
         assert_eq!(code, 503, "{body}");
         assert!(!body.contains("error"), "{body}");
         cluster.start().unwrap();
+        let back = Instant::now();
         // The server heals by itself.
         let mut healed = false;
         for _ in 0..50 {
@@ -244,8 +249,14 @@ async fn a_database_outage_fails_fast_with_unavailable_and_heals() {
             healed,
             "cycle {cycle}: not back after the database returned"
         );
+        worst_heal = worst_heal.max(back.elapsed());
         assert_eq!(http_get(running.http_addr, "/readyz").await.0, 200);
     }
+    eprintln!(
+        "outage: {cycles} cycles, {} acknowledged, {refused} refused with UNAVAILABLE, slowest refusal {worst_fail:?}, \
+         slowest first write after the database came back {worst_heal:?}",
+        acked.len()
+    );
     // Nothing acknowledged is lost.
     for raw in &acked {
         let got = c
@@ -558,6 +569,7 @@ async fn hostile_input_on_every_push_rpc_is_refused_cleanly() {
         inputs.push((kind, mutate(&mut rng, src)));
     }
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
     let chunks: Vec<Vec<(u8, Vec<u8>)>> = inputs.chunks(n / 8).map(|c| c.to_vec()).collect();
     let mut tasks = Vec::new();
     for chunk in chunks {
@@ -629,6 +641,11 @@ async fn hostile_input_on_every_push_rpc_is_refused_cleanly() {
     let grew =
         (after.0 - before.0) + (after.1 - before.1) + (after.2 - before.2) + (after.3 - before.3);
     assert!(grew as usize <= accepted.load(std::sync::atomic::Ordering::Relaxed) * 4);
+    eprintln!(
+        "hostile: {n} mutated inputs in {:?}, {} accepted (still valid), {grew} rows added, the rest INVALID_ARGUMENT/RESOURCE_EXHAUSTED",
+        started.elapsed(),
+        accepted.load(std::sync::atomic::Ordering::Relaxed)
+    );
     fsck_clean(&s.running().db).await;
     s.stop().await;
 }
@@ -695,6 +712,10 @@ async fn concurrent_writers_on_two_servers_agree_with_a_sequential_replay() {
     }
     let db = &s1.running().db;
     fsck_clean(db).await;
+    eprintln!(
+        "concurrency: {} pushes from {clients} clients over two servers",
+        work.len()
+    );
     // Replay in commit order into an empty database.
     let order: Vec<Vec<u8>> = sqlx::query_scalar(
         "SELECT p.raw FROM universe_leaves l JOIN proofs p
@@ -768,4 +789,116 @@ async fn fsck_names_what_was_changed_behind_the_servers_back() {
         assert!(checks.contains(want), "{want} not found in {findings:#?}");
     }
     s.stop().await;
+}
+
+/// The database's disk fills up (table data on a small tmpfs tablespace):
+/// pushes get RESOURCE_EXHAUSTED, nothing stored is harmed, and writes
+/// resume when space comes back. Needs mount (root); says so and returns
+/// where the machine does not allow it.
+#[tokio::test]
+async fn a_full_disk_is_resource_exhausted_and_heals() {
+    use rand::RngCore;
+    let mnt = std::env::temp_dir().join(format!("tapvault-full-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=12m", "tmpfs"])
+        .arg(&mnt)
+        .status();
+    if !matches!(mount, Ok(s) if s.success()) {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let umount = |m: &std::path::Path| {
+        let _ = std::process::Command::new("umount").arg(m).status();
+        let _ = std::fs::remove_dir(m);
+    };
+    let _ = std::process::Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&mnt)
+        .status();
+    let admin_url = tapvault_store::db::testdb::admin_url();
+    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+    let ts = format!("tv_full_{}", std::process::id());
+    let name = format!("tapvault_full_{}", std::process::id());
+    if let Err(e) = sqlx::query(&format!(
+        "CREATE TABLESPACE {ts} LOCATION '{}'",
+        mnt.display()
+    ))
+    .execute(&admin)
+    .await
+    {
+        eprintln!(
+            "skipped: the database server cannot use {}: {e}",
+            mnt.display()
+        );
+        umount(&mnt);
+        return;
+    }
+    sqlx::query(&format!("CREATE DATABASE {name} TABLESPACE {ts}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let mut cfg = tapvault_server::ServeConfig::new(mnt.with_extension("data"));
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(url);
+    cfg.tls = false;
+    cfg.auth = false;
+    cfg.verify = VerifyLevel::DecodeOnly;
+    let running = tapvault_server::start(cfg).await.unwrap();
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = pb::universe_client::UniverseClient::new(ch).max_encoding_message_size(64 << 20);
+    let mut acked = Vec::new();
+    let mut full = None;
+    let mut rng = rand::thread_rng();
+    for (raw, _) in synthetic(40, "") {
+        let mut p = tapvault_codec::Proof::decode(&raw).unwrap();
+        let mut pad = vec![0u8; 1_000_000];
+        rng.fill_bytes(&mut pad);
+        p.unknown.insert(1001, pad);
+        let raw = p.encode();
+        match c.insert_proof(courier_request(&raw)).await {
+            Ok(_) => acked.push(raw),
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let e = full.expect("12 MiB should fill up");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    assert!(e.message().contains("storage is full"), "{e}");
+    assert!(!acked.is_empty());
+    // Space comes back: writes resume by themselves.
+    let _ = std::process::Command::new("mount")
+        .args(["-o", "remount,size=256m"])
+        .arg(&mnt)
+        .status();
+    c.insert_proof(synthetic(41, "")[40].1.clone())
+        .await
+        .unwrap();
+    for raw in &acked {
+        let got = c
+            .query_proof(query_key(&courier_request(raw)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&got.asset_leaf.unwrap().proof, raw);
+    }
+    fsck_clean(&running.db).await;
+    running.shutdown().await;
+    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+    let _ = sqlx::query(&format!("DROP TABLESPACE {ts}"))
+        .execute(&admin)
+        .await;
+    admin.close().await;
+    umount(&mnt);
+    let _ = std::fs::remove_dir_all(mnt.with_extension("data"));
 }

@@ -538,3 +538,70 @@ async fn lookups_are_index_scans() {
     }
     s.stop().await;
 }
+
+/// tapd v0.8's AssetLeaves (AssetLeavesRequest: paged, with a direction)
+/// and v0.7's (a bare ID) on one server; direction 0 is ascending for both
+/// (what every tapd syncer means by it), 1 descending.
+#[tokio::test]
+async fn asset_leaves_speaks_v07_and_v08() {
+    use tapvault_server::compat::AssetLeavesRequest;
+    let s = TestServer::start(VerifyLevel::DecodeOnly, false).await;
+    let mut c = s.client().await;
+    let items = synthetic(5, "");
+    for (_, req) in &items {
+        c.insert_proof(req.clone()).await.unwrap();
+    }
+    let asset_id = tapvault_codec::Proof::decode(&items[0].0)
+        .unwrap()
+        .asset
+        .id()
+        .to_vec();
+    let id = pb::Id {
+        id: Some(pb::id::Id::AssetId(asset_id)),
+        proof_type: 1,
+    };
+    let all = |r: pb::AssetLeafResponse| -> Vec<Vec<u8>> {
+        r.leaves.into_iter().map(|l| l.proof).collect()
+    };
+    // v0.7: everything at once, in insertion order.
+    let v07 = all(c
+        .asset_leaves(AssetLeavesRequest::v07(id.clone()))
+        .await
+        .unwrap()
+        .into_inner());
+    let inserted: Vec<Vec<u8>> = items.iter().map(|(r, _)| r.clone()).collect();
+    assert_eq!(v07, inserted);
+    // v0.8: pages of two, ascending (0), then descending (1).
+    let mut paged = Vec::new();
+    for offset in (0..).step_by(2) {
+        let r = c
+            .asset_leaves(AssetLeavesRequest::new(id.clone(), offset, 2, 0))
+            .await
+            .unwrap()
+            .into_inner();
+        let more = r.has_more;
+        paged.extend(all(r));
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(paged, inserted);
+    let desc = all(c
+        .asset_leaves(AssetLeavesRequest::new(id.clone(), 0, 0, 1))
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(desc, inserted.iter().rev().cloned().collect::<Vec<_>>());
+    // tapd's limits: a page over 16384 or a negative offset is refused.
+    let e = c
+        .asset_leaves(AssetLeavesRequest::new(id.clone(), 0, 16385, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    let e = c
+        .asset_leaves(AssetLeavesRequest::new(id, -1, 0, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    s.stop().await;
+}
