@@ -65,6 +65,43 @@ pub struct State {
     pub last_ok_run_at: i64,
     /// The most recent failures, newest last (at most 20).
     pub failures: Vec<Failure>,
+    /// Key locators learnt from tapd's wallet (QueryScriptKey /
+    /// QueryInternalKey), by "kind/key hex"; `pushed` once the server has it.
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeyState>,
+    /// The last complete inventory pushed.
+    #[serde(default)]
+    pub inventory: Option<InventoryInfo>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyState {
+    /// "script" or "internal".
+    pub kind: String,
+    /// The key as tapd reported it (hex).
+    pub key: String,
+    /// The internal (raw) key, hex, and its derivation.
+    pub raw_key: String,
+    pub family: i32,
+    pub index: i32,
+    /// Tap tweak, hex (empty: BIP-86 / none).
+    pub tweak: String,
+    pub script_key_type: i32,
+    pub pushed: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InventoryInfo {
+    pub at: i64,
+    pub outputs: u64,
+    /// Outputs per tapd script key type name.
+    pub by_type: BTreeMap<String, u64>,
+    pub leased: u64,
+    /// Outgoing transfers tapd reported unconfirmed (their outputs appear
+    /// once confirmed, and are collected then).
+    pub unconfirmed_transfers: u64,
+    /// Outputs without key locators (tapd did not know the key).
+    pub without_locators: u64,
 }
 
 /// The state and its file; every mutation is saved before it returns.

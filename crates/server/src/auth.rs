@@ -536,6 +536,7 @@ const BACKUP_PUSH: &[&str] = &[
     "PushAddresses",
     "PushTapscript",
     "PushProofFile",
+    "PushInventory",
 ];
 const BACKUP_READ: &[&str] = &[
     "ListLeaves",
@@ -545,6 +546,7 @@ const BACKUP_READ: &[&str] = &[
     "ListAddresses",
     "ListTapscripts",
     "Status",
+    "ListInventory",
 ];
 const ADMIN: &[&str] = &[
     "AddTenant",

@@ -14,6 +14,7 @@ use tapvault_codec::backup::{is_tapbak, WalletBackup};
 use tapvault_codec::primitives::sha256;
 use tapvault_codec::{Address, AddressNetwork, File, RawProof};
 use tapvault_store::backup as sb;
+use tapvault_store::inventory as si;
 use tapvault_store::universe::{InsertOutcome, InsertResult, NewLeaf};
 use tapvault_store::Db;
 use tonic::{Request, Response, Status};
@@ -22,6 +23,8 @@ use tonic::{Request, Response, Status};
 pub const MAX_BACKUP_BYTES: usize = 190 * 1024 * 1024;
 pub const MAX_ADDRESSES_PER_CALL: usize = 10_000;
 pub const MAX_TAPSCRIPT_LEAVES: usize = 10_000;
+/// Most outputs and keys in one PushInventory chunk.
+pub const MAX_INVENTORY_PER_CALL: usize = 16_384;
 
 pub struct BackupService {
     pub db: Db,
@@ -116,6 +119,129 @@ fn file_leaves(
     }
     let leaves = proofs.iter().map(new_leaf).collect();
     Ok((f, proofs, leaves))
+}
+
+fn locator_of(l: Option<&pb::KeyLocator>, what: &str) -> Result<Option<si::Locator>, Status> {
+    let Some(l) = l else { return Ok(None) };
+    key_x(&l.raw_key, what)?;
+    let raw_key: [u8; 33] = l.raw_key.as_slice().try_into().map_err(|_| {
+        Status::invalid_argument(format!("{what} must be a 33-byte compressed key"))
+    })?;
+    if l.family < 0 || l.index < 0 {
+        return Err(Status::invalid_argument(format!(
+            "{what}: family and index must be >= 0"
+        )));
+    }
+    Ok(Some(si::Locator {
+        raw_key,
+        family: l.family,
+        index: l.index,
+    }))
+}
+
+fn locator_pb(l: &si::Locator) -> pb::KeyLocator {
+    pb::KeyLocator {
+        raw_key: l.raw_key.to_vec(),
+        family: l.family,
+        index: l.index,
+    }
+}
+
+/// Checks one reported output completely.
+pub fn node_output(o: &pb::NodeOutput, i: usize) -> Result<si::NodeOutput, Status> {
+    let what = |f: &str| format!("outputs[{i}].{f}");
+    let anchor = outpoint_of(o.anchor.as_ref(), &what("anchor"))?;
+    key_x(&o.script_key, &what("script_key"))?;
+    let script_key: [u8; 33] = o.script_key.as_slice().try_into().map_err(|_| {
+        Status::invalid_argument(format!("{} must be 33 bytes", what("script_key")))
+    })?;
+    let asset_id: [u8; 32] =
+        o.asset_id.as_slice().try_into().map_err(|_| {
+            Status::invalid_argument(format!("{} must be 32 bytes", what("asset_id")))
+        })?;
+    if !(0..=6).contains(&o.script_key_type) {
+        return Err(Status::invalid_argument(format!(
+            "{} {} is not a tapd script key type (0-6)",
+            what("script_key_type"),
+            o.script_key_type
+        )));
+    }
+    if o.script_key_tweak.len() > 32 {
+        return Err(Status::invalid_argument(format!(
+            "{} is over 32 bytes",
+            what("script_key_tweak")
+        )));
+    }
+    Ok(si::NodeOutput {
+        anchor,
+        script_key,
+        asset_id,
+        amount: o.amount,
+        script_key_type: o.script_key_type as i16,
+        leased: o.leased,
+        anchor_height: o.anchor_height,
+        script_key_internal: locator_of(
+            o.script_key_internal.as_ref(),
+            &what("script_key_internal"),
+        )?,
+        script_key_tweak: (!o.script_key_tweak.is_empty()).then(|| o.script_key_tweak.clone()),
+        anchor_internal_key: locator_of(
+            o.anchor_internal_key.as_ref(),
+            &what("anchor_internal_key"),
+        )?,
+    })
+}
+
+pub fn node_output_pb(o: &si::NodeOutput) -> pb::NodeOutput {
+    pb::NodeOutput {
+        anchor: Some(outpoint_pb(&o.anchor)),
+        script_key: o.script_key.to_vec(),
+        asset_id: o.asset_id.to_vec(),
+        amount: o.amount,
+        script_key_type: o.script_key_type as i32,
+        leased: o.leased,
+        anchor_height: o.anchor_height,
+        script_key_internal: o.script_key_internal.as_ref().map(locator_pb),
+        script_key_tweak: o.script_key_tweak.clone().unwrap_or_default(),
+        anchor_internal_key: o.anchor_internal_key.as_ref().map(locator_pb),
+    }
+}
+
+fn key_row(k: &pb::KeyInfo, i: usize) -> Result<si::KeyRow, Status> {
+    let what = |f: &str| format!("keys[{i}].{f}");
+    key_x(&k.key, &what("key"))?;
+    let kind = si::KeyKind::parse(&k.kind).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "{} must be \"script\" or \"internal\", got {:?}",
+            what("kind"),
+            k.kind
+        ))
+    })?;
+    let locator = locator_of(k.locator.as_ref(), &what("locator"))?
+        .ok_or_else(|| Status::invalid_argument(format!("{} is required", what("locator"))))?;
+    if k.tweak.len() > 32 {
+        return Err(Status::invalid_argument(format!(
+            "{} is over 32 bytes",
+            what("tweak")
+        )));
+    }
+    Ok(si::KeyRow {
+        kind,
+        key: k.key.clone(),
+        locator,
+        tweak: (!k.tweak.is_empty()).then(|| k.tweak.clone()),
+        script_key_type: k.script_key_type.clamp(0, 6) as i16,
+    })
+}
+
+fn key_pb(k: &si::KeyRow) -> pb::KeyInfo {
+    pb::KeyInfo {
+        key: k.key.clone(),
+        kind: k.kind.as_str().to_string(),
+        locator: Some(locator_pb(&k.locator)),
+        tweak: k.tweak.clone().unwrap_or_default(),
+        script_key_type: k.script_key_type as i32,
+    }
 }
 
 pub fn backup_info_pb(b: &sb::BackupInfo) -> pb::WalletBackupInfo {
@@ -707,6 +833,88 @@ impl Backup for BackupService {
         }))
     }
 
+    async fn push_inventory(
+        &self,
+        req: Request<pb::PushInventoryRequest>,
+    ) -> Result<Response<pb::PushInventoryResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        if r.run_id.is_empty() || r.run_id.len() > 64 {
+            return Err(Status::invalid_argument(
+                "run_id must be 1-64 characters naming the collection run",
+            ));
+        }
+        if r.outputs.len() > MAX_INVENTORY_PER_CALL || r.keys.len() > MAX_INVENTORY_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_INVENTORY_PER_CALL} outputs and {MAX_INVENTORY_PER_CALL} keys per call; send the run in chunks"
+            )));
+        }
+        let outputs = r
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| node_output(o, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = r
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| key_row(k, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (outputs_new, keys_new) = si::push(
+            &self.db, t, &r.run_id, &r.source, &outputs, &keys, r.complete,
+        )
+        .await
+        .map_err(store_err)?;
+        Ok(Response::new(pb::PushInventoryResponse {
+            outputs_new,
+            keys_new,
+        }))
+    }
+
+    async fn list_inventory(
+        &self,
+        req: Request<pb::ListInventoryRequest>,
+    ) -> Result<Response<pb::ListInventoryResponse>, Status> {
+        let t = tenant(&req)?;
+        let r = req.into_inner();
+        let (offset, limit) = page(r.offset, r.limit)?;
+        let mut outs = si::outputs(&self.db, t, r.all, offset, limit + 1)
+            .await
+            .map_err(store_err)?;
+        let mut has_more = outs.len() as i64 > limit;
+        outs.truncate(limit as usize);
+        let keys = if r.include_keys {
+            let mut k = si::keys(&self.db, t, offset, limit + 1)
+                .await
+                .map_err(store_err)?;
+            has_more |= k.len() as i64 > limit;
+            k.truncate(limit as usize);
+            k.iter().map(key_pb).collect()
+        } else {
+            Vec::new()
+        };
+        let reported_at = si::newest_run(&self.db, t)
+            .await
+            .map_err(store_err)?
+            .map(|(_, at)| at)
+            .unwrap_or(0);
+        Ok(Response::new(pb::ListInventoryResponse {
+            outputs: outs
+                .iter()
+                .map(|o| pb::InventoryOutput {
+                    output: Some(node_output_pb(&o.output)),
+                    first_seen_at: o.first_seen_at,
+                    last_seen_at: o.last_seen_at,
+                    current: o.current,
+                })
+                .collect(),
+            keys,
+            has_more,
+            reported_at,
+        }))
+    }
+
     async fn status(
         &self,
         req: Request<pb::StatusRequest>,
@@ -735,10 +943,12 @@ impl Backup for BackupService {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let (mut covered, mut uncovered) = (0u32, Vec::new());
+        let mut in_backup: HashSet<(OutPoint, [u8; 32])> = HashSet::new();
         if let Some((_, raw)) = &newest {
             let wb = WalletBackup::decode(raw)
                 .map_err(|e| crate::errors::internal("stored backup does not decode", e))?;
             for a in &wb.assets {
+                in_backup.insert((a.anchor_outpoint, a.asset.script_key.x_only()));
                 let chain = sb::proof_chain(&mut conn, t, a.anchor_outpoint, a.asset.script_key.0)
                     .await
                     .map_err(store_err)?;
@@ -749,7 +959,66 @@ impl Backup for BackupService {
                 }
             }
         }
+        // The agent's newest inventory, against the newest backup.
+        drop(conn);
+        let run = si::newest_run(&self.db, t).await.map_err(store_err)?;
+        let (mut inv_n, mut inv_cov, mut inv_uncov, mut collector_only) =
+            (0u32, 0u32, Vec::new(), Vec::new());
+        if run.is_some() {
+            let mut conn = self
+                .db
+                .pool
+                .acquire()
+                .await
+                .map_err(crate::errors::db_err)?;
+            for offset in (0..).step_by(16384) {
+                let page = si::outputs(&self.db, t, false, offset, 16384)
+                    .await
+                    .map_err(store_err)?;
+                let n = page.len();
+                for o in page {
+                    let o = o.output;
+                    inv_n += 1;
+                    let chain = sb::proof_chain(&mut conn, t, o.anchor, o.script_key)
+                        .await
+                        .map_err(store_err)?;
+                    let complete = chain.missing.is_none();
+                    if complete {
+                        inv_cov += 1;
+                    } else {
+                        inv_uncov.push(outpoint_pb(&o.anchor));
+                    }
+                    let mut x = [0u8; 32];
+                    x.copy_from_slice(&o.script_key[1..]);
+                    if !in_backup.contains(&(o.anchor, x)) {
+                        let reason = if newest.is_none() {
+                            "no wallet backup"
+                        } else if o.leased {
+                            "leased"
+                        } else if o.anchor_height == 0 {
+                            "unconfirmed"
+                        } else {
+                            "not in the newest wallet backup"
+                        };
+                        collector_only.push(pb::CollectorOnlyOutput {
+                            anchor: Some(outpoint_pb(&o.anchor)),
+                            script_key: o.script_key.to_vec(),
+                            reason: reason.into(),
+                            chain_complete: complete,
+                        });
+                    }
+                }
+                if n < 16384 {
+                    break;
+                }
+            }
+        }
         Ok(Response::new(pb::StatusResponse {
+            inventory_reported_at: run.map(|(_, at)| at).unwrap_or(0),
+            inventory_outputs: inv_n,
+            inventory_covered: inv_cov,
+            inventory_uncovered: inv_uncov,
+            collector_only,
             tenant: name,
             num_proofs: h.proofs as u64,
             num_leaves: h.leaves as u64,

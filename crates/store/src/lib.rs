@@ -5,6 +5,7 @@ pub mod backup;
 pub mod db;
 pub mod export;
 pub mod fsck;
+pub mod inventory;
 pub mod quota;
 pub mod tree;
 pub mod universe;
