@@ -163,6 +163,26 @@ fn status(dir: &std::path::Path) -> Result<()> {
         s.proofs.len(),
         ago(s.proofs.values().map(|p| p.pushed_at).max().unwrap_or(0))
     );
+    match &s.inventory {
+        Some(i) => {
+            let types: Vec<String> = i.by_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
+            println!(
+                "inventory: {} outputs ({}), {} leased, pushed {}; {} unconfirmed transfers (collected once confirmed); {} without key locators",
+                i.outputs,
+                if types.is_empty() { "none".into() } else { types.join(", ") },
+                i.leased,
+                ago(i.at),
+                i.unconfirmed_transfers,
+                i.without_locators
+            );
+        }
+        None => println!("inventory: never pushed"),
+    }
+    println!(
+        "key locators: {} known ({} not pushed yet)",
+        s.keys.len(),
+        s.keys.values().filter(|k| !k.pushed).count()
+    );
     println!(
         "relay: {} calls ok ({} pushes), {} failed, last ok {}",
         s.relay.calls_ok,

@@ -78,6 +78,12 @@ pub struct Report {
     /// The chosen backup blob as stored (tapd rebuilds stripped v2 and
     /// proofless v3 entries itself when it imports this one).
     pub original_backup: Option<String>,
+    /// Unix seconds of the agent's newest complete inventory (0: none).
+    pub inventory_reported_at: i64,
+    /// Outputs recovered from the agent's inventory because the wallet
+    /// backup does not list them (leased or unconfirmed when it was taken,
+    /// newer than it, or no backup at all, as on tapd v0.7).
+    pub collector_only: usize,
     pub ok: bool,
 }
 
@@ -167,18 +173,21 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
                 .push(format!("wallet backup {} does not decode: {e}", info.id)),
         }
     }
+    let (inventory, reported_at) = inventory(&mut b).await?;
+    rep.inventory_reported_at = reported_at;
     let chosen = match a.backup_id {
         Some(id) => blobs
             .iter()
             .position(|(i, _, _)| i.id == id)
             .with_context(|| format!("no TAPBAK wallet backup with id {id} on the server"))?,
-        None if blobs.is_empty() => {
+        None if blobs.is_empty() && inventory.is_empty() => {
             rep.gaps.push(
-                "the server holds no wallet backup: key locators for the outputs are unknown"
+                "the server holds no wallet backup and no agent inventory: key locators for the outputs are unknown"
                     .into(),
             );
             usize::MAX
         }
+        None if blobs.is_empty() => usize::MAX,
         None => 0,
     };
     let mut locators: HashMap<(OutPoint, [u8; 32]), AssetBackup> = HashMap::new();
@@ -190,7 +199,28 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         }
     }
 
+    // Outputs of the agent's inventory as backup entries (key locators from
+    // the inventory, the asset from the server's chain), for forward
+    // following and for the outputs the backup does not list.
+    let mut from_inventory: Vec<(AssetBackup, String)> = Vec::new();
+    for (o, reason) in &inventory {
+        if let Some(e) = inventory_entry(&mut b, o).await? {
+            locators
+                .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
+                .or_insert_with(|| e.clone());
+            from_inventory.push((e, reason.clone()));
+        } else {
+            let op = o.anchor.as_ref().map(|x| format!("{}:{}", x.txid, x.vout));
+            rep.gaps.push(format!(
+                "output {} (agent inventory): the server holds no proof for it",
+                op.unwrap_or_default()
+            ));
+        }
+    }
+
     let mut entries_out = Vec::new();
+    let mut done = std::collections::HashSet::new();
+    let mut listed = std::collections::HashSet::new();
     if let Some((info, wb, raw)) = blobs.get(chosen) {
         rep.backup_id = info.id;
         rep.backup_version = info.version;
@@ -207,8 +237,8 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} outputs {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        let mut done = std::collections::HashSet::new();
         for e in &wb.assets {
+            listed.insert((e.anchor_outpoint, e.asset.script_key.x_only()));
             let (mut ar, entry) =
                 recover_output(&mut b, e, &locators, &done, opts, &a, &mut rep).await?;
             if wb.version != VERSION_RAW && matches!(ar.status.as_str(), "missing" | "invalid") {
@@ -228,6 +258,27 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             bar.inc(1);
         }
         bar.finish_and_clear();
+    }
+
+    // What only the agent's collector knows about.
+    for (e, reason) in &from_inventory {
+        let k = (e.anchor_outpoint, e.asset.script_key.x_only());
+        if listed.contains(&k) || done.contains(&k) {
+            continue;
+        }
+        let (mut ar, entry) =
+            recover_output(&mut b, e, &locators, &done, opts, &a, &mut rep).await?;
+        ar.notes.push(format!(
+            "not in the wallet backup ({reason}): recovered from the agent's inventory and the server's chain"
+        ));
+        if let Some(en) = entry {
+            done.insert((en.anchor_outpoint, en.asset.script_key.x_only()));
+            entries_out.push(en);
+            rep.collector_only += 1;
+        } else if ar.status == "recovered-elsewhere" {
+            ar.status = "spent".into();
+        }
+        rep.assets.push(ar);
     }
 
     if !entries_out.is_empty() || chosen != usize::MAX {
@@ -348,6 +399,94 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         a.force,
     )?;
     Ok(rep)
+}
+
+/// The agent's newest complete inventory: each output with why a wallet
+/// backup may miss it; and when it was reported.
+async fn inventory(
+    b: &mut tapvault_server::client::BackupClient,
+) -> Result<(Vec<(v1::NodeOutput, String)>, i64)> {
+    let mut out = Vec::new();
+    let mut reported_at = 0;
+    for offset in (0..).step_by(16384) {
+        let r = b
+            .list_inventory(v1::ListInventoryRequest {
+                all: false,
+                offset,
+                limit: 16384,
+                include_keys: false,
+            })
+            .await
+            .map_err(|e| status_msg("listing the agent's inventory", e))?
+            .into_inner();
+        reported_at = r.reported_at;
+        for o in r.outputs.into_iter().filter_map(|o| o.output) {
+            let reason = if o.leased {
+                "leased"
+            } else if o.anchor_height == 0 {
+                "unconfirmed"
+            } else {
+                "not listed"
+            };
+            out.push((o, reason.to_string()));
+        }
+        if !r.has_more {
+            break;
+        }
+    }
+    Ok((out, reported_at))
+}
+
+/// A backup entry for an inventory output: its key locators, and the asset
+/// from the tip of the server's chain (`None` when the server has none).
+async fn inventory_entry(
+    b: &mut tapvault_server::client::BackupClient,
+    o: &v1::NodeOutput,
+) -> Result<Option<AssetBackup>> {
+    use tapvault_codec::backup::{KeyDescriptorBackup, ScriptKeyBackup};
+    use tapvault_codec::PubKey;
+    let r = b
+        .get_proof_file(v1::GetProofFileRequest {
+            outpoint: o.anchor.clone(),
+            script_key: o.script_key.clone(),
+        })
+        .await;
+    let r = match r {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+        Err(s) => return Err(status_msg("fetching a proof file", s)),
+    };
+    if r.proof_file.is_empty() {
+        return Ok(None);
+    }
+    let Ok(f) = File::decode(&r.proof_file) else {
+        return Ok(None);
+    };
+    let key = |k: &[u8]| PubKey::from_slice(k).ok();
+    let sk = o.script_key_internal.as_ref().and_then(|l| {
+        Some(ScriptKeyBackup {
+            pub_key: key(&o.script_key)?,
+            family: l.family as u32,
+            index: l.index as u32,
+            raw_pub_key: key(&l.raw_key),
+            tweak: (!o.script_key_tweak.is_empty()).then(|| o.script_key_tweak.clone()),
+            unknown: Default::default(),
+        })
+    });
+    let ik = o.anchor_internal_key.as_ref().and_then(|l| {
+        Some(KeyDescriptorBackup {
+            pub_key: key(&l.raw_key)?,
+            family: l.family as u32,
+            index: l.index as u32,
+            unknown: Default::default(),
+        })
+    });
+    let Ok(mut e) = AssetBackup::from_proof_file(&f, sk, ik) else {
+        return Ok(None);
+    };
+    // recover_output takes the server's chain itself.
+    e.proof_file = None;
+    Ok(Some(e))
 }
 
 /// One output of the backup: follow it forward to the newest output the

@@ -327,3 +327,82 @@ async fn recover_rebuilds_an_importable_backup_with_the_newest_chains() {
     );
     f.stop().await;
 }
+
+/// A tapd v0.7 node has no wallet backup: the agent's inventory (outputs
+/// with key locators from QueryScriptKey / QueryInternalKey) and the proof
+/// chains are enough for a TAPBAK tapd imports, and the report says where
+/// each output came from. Also: an output a v0.8 backup left out (leased).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_without_a_wallet_backup_uses_the_agents_inventory() {
+    let fx = Fixture::start(&["alice"]).await;
+    let tok = fx.token("alice", "push,read").await;
+    let (mut b, _) = fx.clients(&tok);
+    let chain = file_chain();
+    b.push_proof_file(v1::PushProofFileRequest {
+        proof_file: file_of(&chain),
+    })
+    .await
+    .unwrap();
+    let tip = Proof::decode(&chain[2]).unwrap();
+    let op = tip.outpoint();
+    let raw_sk = bitcoin::secp256k1::PublicKey::from_slice(&tip.asset.script_key.0)
+        .unwrap()
+        .serialize();
+    b.push_inventory(v1::PushInventoryRequest {
+        outputs: vec![v1::NodeOutput {
+            anchor: Some(v1::OutPoint {
+                txid: op.txid.to_string(),
+                vout: op.vout,
+            }),
+            script_key: tip.asset.script_key.0.to_vec(),
+            asset_id: tip.asset.id().to_vec(),
+            amount: tip.asset.amount,
+            script_key_type: 1,
+            leased: true,
+            anchor_height: tip.block_height,
+            script_key_internal: Some(v1::KeyLocator {
+                raw_key: raw_sk.to_vec(),
+                family: 212,
+                index: 7,
+            }),
+            script_key_tweak: vec![],
+            anchor_internal_key: Some(v1::KeyLocator {
+                raw_key: tip.inclusion_proof.internal_key.0.to_vec(),
+                family: 212,
+                index: 8,
+            }),
+        }],
+        keys: vec![],
+        run_id: "run-1".into(),
+        complete: true,
+        source: "test".into(),
+    })
+    .await
+    .unwrap();
+    let out = fx.dir.join("out");
+    let o = recover(&fx.addr(), &fx.cert(), &tok, &out, &["--no-header"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let rep: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(rep["collector_only"], 1, "{rep}");
+    assert!(rep["inventory_reported_at"].as_i64().unwrap() > 0);
+    let wb = WalletBackup::decode(&std::fs::read(out.join("wallet.tapbak")).unwrap()).unwrap();
+    assert_eq!(wb.assets.len(), 1);
+    let e = &wb.assets[0];
+    assert_eq!(e.anchor_outpoint, op);
+    let sk = e.script_key.as_ref().expect("script key locator");
+    assert_eq!((sk.family, sk.index), (212, 7));
+    let ik = e
+        .anchor_internal_key
+        .as_ref()
+        .expect("internal key locator");
+    assert_eq!((ik.family, ik.index), (212, 8));
+    assert_eq!(
+        File::decode(e.proof_file.as_ref().unwrap()).unwrap().len(),
+        3,
+        "the whole chain"
+    );
+    fx.stop().await;
+}
