@@ -339,6 +339,39 @@ async fn one_tenants_stalled_ingest_does_not_hold_up_another() {
     );
     drop(lock);
     stalled.await.unwrap().unwrap();
+
+    // And under load: the big tenant pushes large proofs (3.9 MB of unknown
+    // records each, just under the cap) from four clients while the small
+    // one inserts; the small one's p99 stays under the bound.
+    let mut load = Vec::new();
+    for k in 0..4usize {
+        let (_, mut ub) = s.clients(Some(&big));
+        let base = synthetic(40, "big");
+        load.push(tokio::spawn(async move {
+            for i in 0..5 {
+                let mut p = tapvault_codec::Proof::decode(&base[k * 10 + i].0).unwrap();
+                p.unknown.insert(1001, vec![k as u8; 3_900_000]);
+                ub.insert_proof(courier_request(&p.encode())).await.unwrap();
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut lat = Vec::new();
+    for (_, req) in synthetic(40, "small").iter().skip(20) {
+        let t = Instant::now();
+        us.insert_proof(req.clone()).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    for t in load {
+        t.await.unwrap();
+    }
+    lat.sort();
+    let p99 = lat[(lat.len() * 99).div_ceil(100) - 1];
+    eprintln!(
+        "isolation under load: the small tenant's p99 {p99:?}, median {:?}",
+        lat[lat.len() / 2]
+    );
+    assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
     fsck_clean(&s.running().db).await;
     s.stop().await;
 }
@@ -641,8 +674,16 @@ async fn hostile_input_on_every_push_rpc_is_refused_cleanly() {
     let grew =
         (after.0 - before.0) + (after.1 - before.1) + (after.2 - before.2) + (after.3 - before.3);
     assert!(grew as usize <= accepted.load(std::sync::atomic::Ordering::Relaxed) * 4);
+    // The server (in this process) stayed within its memory bound.
+    let hwm_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    assert!(hwm_kib < 1024 * 1024, "peak RSS {hwm_kib} KiB");
     eprintln!(
-        "hostile: {n} mutated inputs in {:?}, {} accepted (still valid), {grew} rows added, the rest INVALID_ARGUMENT/RESOURCE_EXHAUSTED",
+        "hostile: {n} mutated inputs in {:?}, {} accepted (still valid), {grew} rows added, the rest INVALID_ARGUMENT/RESOURCE_EXHAUSTED; peak RSS of the test process {hwm_kib} KiB",
         started.elapsed(),
         accepted.load(std::sync::atomic::Ordering::Relaxed)
     );
