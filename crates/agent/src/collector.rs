@@ -11,8 +11,8 @@ use crate::tapd::{Assets, Wallet};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use tapvault_server::client::BackupClient;
-use tapvault_server::proto::tapvault_v1 as v1;
+use tapvault_api::client::BackupClient;
+use tapvault_api::proto::tapvault_v1 as v1;
 use tokio::sync::Notify;
 
 pub struct Collector {

@@ -14,22 +14,15 @@ pub mod relay;
 pub mod state;
 pub mod tapd;
 
-pub mod proto {
-    pub mod taprpc {
-        tonic::include_proto!("taprpc");
-    }
-    pub mod assetwalletrpc {
-        tonic::include_proto!("assetwalletrpc");
-    }
-}
+pub use tapvault_api::proto;
 
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tapvault_server::client::{self, Trust};
-use tapvault_server::proto::universerpc::universe_server::UniverseServer;
+use tapvault_api::client::{self, Trust};
+use tapvault_api::proto::universerpc::universe_server::UniverseServer;
 
 pub struct AgentConfig {
     /// Where tapd reaches the relay (loopback).
@@ -82,7 +75,7 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent> {
     let (backup, universe) = client::clients(ch, Some(&cfg.token))?;
 
     let (cert, key) =
-        tapvault_server::tls::TlsFiles::in_dir(&cfg.data_dir).load_or_create(&cfg.tls_names)?;
+        tapvault_api::tls::TlsFiles::in_dir(&cfg.data_dir).load_or_create(&cfg.tls_names)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding the relay on {}", cfg.listen))?;
@@ -98,8 +91,8 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent> {
         upstream: universe,
         state: state.clone(),
     })
-    .max_decoding_message_size(tapvault_server::MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(tapvault_server::MAX_MESSAGE_BYTES);
+    .max_decoding_message_size(tapvault_api::MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(tapvault_api::MAX_MESSAGE_BYTES);
     let (shutdown, mut rx) = tokio::sync::watch::channel(false);
     let router = tonic::transport::Server::builder()
         .tls_config(

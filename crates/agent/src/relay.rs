@@ -7,8 +7,8 @@
 use crate::state::{now, Failure, StateStore};
 use std::sync::Arc;
 use std::time::Duration;
-use tapvault_server::client::UniverseClient;
-use tapvault_server::proto::universerpc::{self as pb, universe_server::Universe};
+use tapvault_api::client::UniverseClient;
+use tapvault_api::proto::universerpc::{self as pb, universe_server::Universe};
 use tonic::{Request, Response, Status};
 
 /// How long one forwarded call may take.
@@ -124,7 +124,7 @@ forward! {
     query_asset_roots: pb::AssetRootQuery => pb::QueryRootResponse;
     delete_asset_root: pb::DeleteRootQuery => pb::DeleteRootResponse;
     asset_leaf_keys: pb::AssetLeafKeysRequest => pb::AssetLeafKeyResponse;
-    asset_leaves: tapvault_server::compat::AssetLeavesRequest => pb::AssetLeafResponse;
+    asset_leaves: tapvault_api::compat::AssetLeavesRequest => pb::AssetLeafResponse;
     query_proof: pb::UniverseKey => pb::AssetProofResponse;
     insert_proof: pb::AssetProof => pb::AssetProofResponse;
     push_proof: pb::PushProofRequest => pb::PushProofResponse;

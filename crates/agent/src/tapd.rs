@@ -5,7 +5,7 @@ use crate::proto::assetwalletrpc::asset_wallet_client::AssetWalletClient;
 use crate::proto::taprpc::taproot_assets_client::TaprootAssetsClient;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use tapvault_server::client::{channel, Trust};
+use tapvault_api::client::{channel, Trust};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -57,7 +57,7 @@ pub fn connect(cfg: &TapdConfig) -> Result<(Assets, Wallet)> {
     let trust = Trust::from_cert_file(&cfg.tls_cert)
         .with_context(|| format!("tapd's certificate {}", cfg.tls_cert.display()))?;
     let ch = channel(&cfg.addr, &trust)?;
-    let max = tapvault_server::MAX_MESSAGE_BYTES;
+    let max = tapvault_api::MAX_MESSAGE_BYTES;
     Ok((
         TaprootAssetsClient::with_interceptor(ch.clone(), mac.clone())
             .max_decoding_message_size(max),

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tapvault_server::auth::{self, Keys, Scope};
-use tapvault_server::proto::tapvault_v1 as v1;
+use tapvault_api::proto::tapvault_v1 as v1;
 use tapvault_server::ServeConfig;
 
 #[derive(Args, Debug)]
@@ -131,9 +131,9 @@ fn print_quota(q: &v1::QuotaInfo) {
     );
 }
 
-fn admin(remote: &RemoteArgs) -> Result<tapvault_server::client::AdminClient> {
-    let ch = tapvault_server::client::channel(remote.server()?, &remote.trust()?)?;
-    tapvault_server::client::admin_client(ch, remote.token()?.as_deref())
+fn admin(remote: &RemoteArgs) -> Result<tapvault_api::client::AdminClient> {
+    let ch = tapvault_api::client::channel(remote.server()?, &remote.trust()?)?;
+    tapvault_api::client::admin_client(ch, remote.token()?.as_deref())
 }
 
 fn print_token_row(t: &v1::TokenInfo) {

@@ -6,7 +6,7 @@ use crate::remote::{status_msg, RemoteArgs};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
-use tapvault_server::proto::tapvault_v1 as v1;
+use tapvault_api::proto::tapvault_v1 as v1;
 
 #[derive(Subcommand, Debug)]
 pub enum PushCmd {

@@ -15,8 +15,8 @@ use tapvault_codec::primitives::sha256;
 use tapvault_codec::{File, ProofType};
 use tapvault_mssmt::universe::universe_leaf_sum;
 use tapvault_mssmt::MemTree;
-use tapvault_server::proto::tapvault_v1 as v1;
-use tapvault_server::proto::universerpc as upb;
+use tapvault_api::proto::tapvault_v1 as v1;
+use tapvault_api::proto::universerpc as upb;
 use tapvault_verify::Options;
 
 #[derive(Args, Debug)]
@@ -404,7 +404,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
 /// The agent's newest complete inventory: each output with why a wallet
 /// backup may miss it; and when it was reported.
 async fn inventory(
-    b: &mut tapvault_server::client::BackupClient,
+    b: &mut tapvault_api::client::BackupClient,
 ) -> Result<(Vec<(v1::NodeOutput, String)>, i64)> {
     let mut out = Vec::new();
     let mut reported_at = 0;
@@ -440,7 +440,7 @@ async fn inventory(
 /// A backup entry for an inventory output: its key locators, and the asset
 /// from the tip of the server's chain (`None` when the server has none).
 async fn inventory_entry(
-    b: &mut tapvault_server::client::BackupClient,
+    b: &mut tapvault_api::client::BackupClient,
     o: &v1::NodeOutput,
 ) -> Result<Option<AssetBackup>> {
     use tapvault_codec::backup::{KeyDescriptorBackup, ScriptKeyBackup};
@@ -492,7 +492,7 @@ async fn inventory_entry(
 /// One output of the backup: follow it forward to the newest output the
 /// wallet holds keys for, take the newest complete chain, verify it.
 async fn recover_output(
-    b: &mut tapvault_server::client::BackupClient,
+    b: &mut tapvault_api::client::BackupClient,
     e: &AssetBackup,
     locators: &HashMap<(OutPoint, [u8; 32]), AssetBackup>,
     done: &std::collections::HashSet<(OutPoint, [u8; 32])>,
@@ -669,8 +669,8 @@ async fn recover_output(
 /// Recomputes every universe tree from the stored leaves and compares its
 /// root with the one the server's universe RPC reports.
 async fn check_roots(
-    b: &mut tapvault_server::client::BackupClient,
-    u: &mut tapvault_server::client::UniverseClient,
+    b: &mut tapvault_api::client::BackupClient,
+    u: &mut tapvault_api::client::UniverseClient,
     rep: &mut Report,
 ) -> Result<()> {
     let mut local: BTreeMap<([u8; 32], i32), MemTree> = BTreeMap::new();

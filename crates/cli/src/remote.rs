@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tapvault_server::client::{self, BackupClient, Trust, UniverseClient};
+use tapvault_api::client::{self, BackupClient, Trust, UniverseClient};
 
 #[derive(Args, Clone, Debug)]
 pub struct RemoteArgs {

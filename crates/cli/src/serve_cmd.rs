@@ -145,7 +145,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let cfg = config(a)?;
     let running = tapvault_server::start(cfg).await?;
     if let Some(pem) = &running.cert_pem {
-        if let Ok(fp) = tapvault_server::tls::cert_fingerprint(pem) {
+        if let Ok(fp) = tapvault_api::tls::cert_fingerprint(pem) {
             tracing::info!("TLS certificate SHA-256 fingerprint (for pinning): {fp}");
         }
     }

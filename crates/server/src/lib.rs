@@ -7,8 +7,6 @@
 pub mod admin_svc;
 pub mod auth;
 pub mod backup_svc;
-pub mod client;
-pub mod compat;
 pub mod errors;
 pub mod ingest;
 pub mod ingestor;
@@ -18,22 +16,9 @@ pub mod listener;
 pub mod marshal;
 pub mod metrics;
 pub mod pgembed;
-pub mod tls;
 pub mod universe_svc;
 
-pub mod proto {
-    pub mod taprpc {
-        tonic::include_proto!("taprpc");
-    }
-    pub mod universerpc {
-        tonic::include_proto!("universerpc");
-    }
-    pub mod tapvault_v1 {
-        tonic::include_proto!("tapvault.v1");
-    }
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("tapvault_descriptor");
-}
+pub use tapvault_api::{client, compat, proto, tls, MAX_MESSAGE_BYTES};
 
 pub use ingest::VerifyLevel;
 pub use metrics::Metrics;
@@ -53,8 +38,6 @@ pub struct Tenant(pub i64);
 /// How long shutdown waits for in-flight calls.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// tapd's gRPC message limit (lnrpc.MaxGrpcMsgSize).
-pub const MAX_MESSAGE_BYTES: usize = 200 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
