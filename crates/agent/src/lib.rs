@@ -85,8 +85,14 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent> {
             "the relay listens on {relay_addr}: anyone who reaches it acts with this node's token"
         );
     }
-    let incoming = tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
-        .map_err(|e| anyhow::anyhow!("relay listener: {e}"))?;
+    // The server's accept loop: TLS with a handshake timeout, backoff on
+    // EMFILE, a connection cap.
+    let incoming = tapvault_api::listener::incoming(
+        listener,
+        Some(tapvault_api::listener::tls_config(&cert, &key)?),
+        tapvault_api::listener::ConnLimits::default(),
+        Default::default(),
+    );
     let svc = UniverseServer::new(relay::Relay {
         upstream: universe,
         state: state.clone(),
@@ -94,16 +100,11 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent> {
     .max_decoding_message_size(tapvault_api::MAX_MESSAGE_BYTES)
     .max_encoding_message_size(tapvault_api::MAX_MESSAGE_BYTES);
     let (shutdown, mut rx) = tokio::sync::watch::channel(false);
-    let router = tonic::transport::Server::builder()
-        .tls_config(
-            tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(&cert, &key)),
-        )
-        .context("relay TLS")?
-        .add_service(svc);
+    // One service: served without a router (no axum in the agent).
+    let server = tonic::transport::Server::builder();
     let mut tasks = vec![tokio::spawn(async move {
-        let r = router
-            .serve_with_incoming_shutdown(incoming, async move {
+        let r = server
+            .serve_with_incoming_shutdown(svc, incoming, async move {
                 let _ = rx.wait_for(|v| *v).await;
             })
             .await;

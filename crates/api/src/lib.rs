@@ -2,11 +2,13 @@
 //! every proto compiled once (`proto`), the client with the server's
 //! certificate pinned and a bearer token (`client`), certificate files and
 //! fingerprints (`tls`), `AssetLeaves`' request in both tapd versions
-//! (`compat`), and the message size limit. Nothing here touches a database
+//! (`compat`), the hardened gRPC accept loop both servers use (`listener`),
+//! and the message size limit. Nothing here touches a database
 //! or serves HTTP: the agent and the CLI's client commands need only this.
 
 pub mod client;
 pub mod compat;
+pub mod listener;
 pub mod tls;
 
 pub mod proto {
@@ -22,8 +24,8 @@ pub mod proto {
     pub mod assetwalletrpc {
         tonic::include_proto!("assetwalletrpc");
     }
-    /// The services tapvault itself serves (for gRPC reflection), and tapd's
-    /// that the agent calls.
+    /// The services tapvault itself serves (for gRPC reflection); tapd's
+    /// that the agent calls are not in it.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("tapvault_descriptor");
 }

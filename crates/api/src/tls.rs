@@ -32,7 +32,7 @@ impl TlsFiles {
             if let Some(d) = self.cert.parent() {
                 std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
             }
-            write_private(&self.key, ck.key_pair.serialize_pem().as_bytes())?;
+            write_private(&self.key, ck.signing_key.serialize_pem().as_bytes())?;
             std::fs::write(&self.cert, ck.cert.pem())
                 .with_context(|| format!("writing {}", self.cert.display()))?;
             tracing::info!(

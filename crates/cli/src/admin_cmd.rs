@@ -6,8 +6,8 @@ use crate::remote::{status_msg, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tapvault_server::auth::{self, Keys, Scope};
 use tapvault_api::proto::tapvault_v1 as v1;
+use tapvault_server::auth::{self, Keys, Scope};
 use tapvault_server::ServeConfig;
 
 #[derive(Args, Debug)]

@@ -10,13 +10,13 @@ use clap::Args;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use tapvault_api::proto::tapvault_v1 as v1;
+use tapvault_api::proto::universerpc as upb;
 use tapvault_codec::backup::{AssetBackup, WalletBackup, VERSION_RAW};
 use tapvault_codec::primitives::sha256;
 use tapvault_codec::{File, ProofType};
 use tapvault_mssmt::universe::universe_leaf_sum;
 use tapvault_mssmt::MemTree;
-use tapvault_api::proto::tapvault_v1 as v1;
-use tapvault_api::proto::universerpc as upb;
 use tapvault_verify::Options;
 
 #[derive(Args, Debug)]

@@ -357,10 +357,10 @@ fn a_failed_start_stops_the_private_cluster_it_started() {
 #[tokio::test]
 async fn an_unsafe_database_is_refused_unless_allowed() {
     let tdb = testdb::create().await;
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE {} SET synchronous_commit = off",
         tdb.name
-    ))
+    )))
     .execute(&tdb.db.pool)
     .await
     .unwrap();

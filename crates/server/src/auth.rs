@@ -105,8 +105,8 @@ impl Keys {
         anyhow::ensure!(secret.len() >= 32, "HS256 secret must be at least 32 bytes");
         Ok(Keys {
             alg: Algorithm::HS256,
-            enc: EncodingKey::from_secret(secret),
-            dec: DecodingKey::from_secret(secret),
+            enc: EncodingKey::from_secret(secret)?,
+            dec: DecodingKey::from_secret(secret)?,
         })
     }
 
@@ -600,7 +600,7 @@ pub struct AuthService<S> {
     auth: Arc<Authenticator>,
 }
 
-type BoxBody = tonic::body::BoxBody;
+type BoxBody = tonic::body::Body;
 
 impl<S> tower::Service<http::Request<BoxBody>> for AuthService<S>
 where

@@ -12,13 +12,12 @@ pub mod ingest;
 pub mod ingestor;
 pub mod keys;
 pub mod limits;
-pub mod listener;
 pub mod marshal;
 pub mod metrics;
 pub mod pgembed;
 pub mod universe_svc;
 
-pub use tapvault_api::{client, compat, proto, tls, MAX_MESSAGE_BYTES};
+pub use tapvault_api::{client, compat, listener, proto, tls, MAX_MESSAGE_BYTES};
 
 pub use ingest::VerifyLevel;
 pub use metrics::Metrics;
@@ -37,7 +36,6 @@ pub struct Tenant(pub i64);
 
 /// How long shutdown waits for in-flight calls.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -314,7 +312,7 @@ async fn start_on(
         tls_config = Some(listener::tls_config(&cert, &key)?);
         cert_pem = Some(cert);
     }
-    let (mut health_reporter, health_svc) = tonic_health::server::health_reporter();
+    let (health_reporter, health_svc) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<proto::universerpc::universe_server::UniverseServer<universe_svc::UniverseService>>()
         .await;

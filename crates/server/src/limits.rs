@@ -72,7 +72,7 @@ pub struct BudgetService<S> {
     budget: Budget,
 }
 
-type BoxBody = tonic::body::BoxBody;
+type BoxBody = tonic::body::Body;
 
 /// A body whose first bytes were read ahead (to learn the message size).
 struct Prefixed {
@@ -177,7 +177,7 @@ where
                     }
                 }
             }
-            let body = tonic::body::boxed(Prefixed {
+            let body = tonic::body::Body::new(Prefixed {
                 head: (!head.is_empty()).then(|| head.freeze()),
                 rest: body,
             });

@@ -123,9 +123,9 @@ async fn a_read_only_database_is_unavailable_not_internal() {
     let admin = sqlx::PgPool::connect(&tapvault_store::db::testdb::admin_url())
         .await
         .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE {name} SET default_transaction_read_only = on"
-    ))
+    )))
     .execute(&admin)
     .await
     .unwrap();
@@ -138,9 +138,9 @@ async fn a_read_only_database_is_unavailable_not_internal() {
         saw_read_only |= e.message().contains("read-only");
     }
     assert!(saw_read_only);
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE {name} SET default_transaction_read_only = off"
-    ))
+    )))
     .execute(&admin)
     .await
     .unwrap();
@@ -530,7 +530,7 @@ async fn quotas_refuse_what_does_not_fit_and_keep_what_is_stored() {
 /// splices, length lies, random bytes) through every push RPC.
 #[tokio::test]
 async fn hostile_input_on_every_push_rpc_is_refused_cleanly() {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let s = TestServer::start(VerifyLevel::Full, false).await;
     let (b, u) = s.clients(None);
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
@@ -552,32 +552,36 @@ async fn hostile_input_on_every_push_rpc_is_refused_cleanly() {
             .iter()
             .map(|c| c["expected"].as_str().unwrap().to_string())
             .collect();
-    fn mutate(rng: &mut impl Rng, src: &[u8]) -> Vec<u8> {
+    fn mutate(rng: &mut impl RngExt, src: &[u8]) -> Vec<u8> {
         let mut v = src.to_vec();
-        match rng.gen_range(0..6) {
+        match rng.random_range(0..6) {
             0 => {
-                for _ in 0..rng.gen_range(1..4) {
-                    let i = rng.gen_range(0..v.len());
-                    v[i] ^= 1 << rng.gen_range(0..8);
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(0..v.len());
+                    v[i] ^= 1 << rng.random_range(0..8);
                 }
             }
-            1 => v.truncate(rng.gen_range(0..v.len())),
+            1 => v.truncate(rng.random_range(0..v.len())),
             2 => {
-                let i = rng.gen_range(0..v.len());
-                let n = rng.gen_range(1..64);
-                v.splice(i..i, (0..n).map(|_| rng.gen::<u8>()));
+                let i = rng.random_range(0..v.len());
+                let n = rng.random_range(1..64);
+                v.splice(i..i, (0..n).map(|_| rng.random::<u8>()));
             }
             3 => {
                 // A length or count lie: a BigSize 0xff prefix somewhere.
-                let i = rng.gen_range(0..v.len());
+                let i = rng.random_range(0..v.len());
                 v.splice(i..i, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
             }
-            4 => v = (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect(),
+            4 => {
+                v = (0..rng.random_range(0..300))
+                    .map(|_| rng.random())
+                    .collect()
+            }
             _ => {
-                let i = rng.gen_range(0..v.len());
-                let j = rng.gen_range(0..v.len());
+                let i = rng.random_range(0..v.len());
+                let j = rng.random_range(0..v.len());
                 v.swap(i, j);
-                v.truncate(v.len().saturating_sub(rng.gen_range(0..3)));
+                v.truncate(v.len().saturating_sub(rng.random_range(0..3)));
             }
         }
         v
@@ -593,10 +597,10 @@ async fn hostile_input_on_every_push_rpc_is_refused_cleanly() {
     for i in 0..n {
         let kind = (i % 5) as u8;
         let src: &[u8] = match kind {
-            0 => &seeds_proof[rng.gen_range(0..seeds_proof.len())],
+            0 => &seeds_proof[rng.random_range(0..seeds_proof.len())],
             1 => &file,
             2 => &tapbak,
-            3 => addrs[rng.gen_range(0..addrs.len())].as_bytes(),
+            3 => addrs[rng.random_range(0..addrs.len())].as_bytes(),
             _ => &chain[0][..200],
         };
         inputs.push((kind, mutate(&mut rng, src)));
@@ -736,7 +740,7 @@ async fn concurrent_writers_on_two_servers_agree_with_a_sequential_replay() {
         }
     }
     use rand::seq::SliceRandom;
-    work.shuffle(&mut rand::thread_rng());
+    work.shuffle(&mut rand::rng());
     let clients = 16;
     let mut tasks = Vec::new();
     for (i, chunk) in work.chunks(work.len().div_ceil(clients)).enumerate() {
@@ -815,7 +819,7 @@ async fn fsck_names_what_was_changed_behind_the_servers_back() {
         "UPDATE universe_heads SET complete = NOT complete WHERE proof_type = 2",
         "UPDATE tenant_usage SET items = items + 1",
     ] {
-        sqlx::query(sql).execute(&db.pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&db.pool).await.unwrap();
     }
     let (_, findings) = tapvault_store::fsck::fsck(db).await.unwrap();
     let checks: std::collections::BTreeSet<&str> = findings.iter().map(|f| f.check).collect();
@@ -838,7 +842,6 @@ async fn fsck_names_what_was_changed_behind_the_servers_back() {
 /// where the machine does not allow it.
 #[tokio::test]
 async fn a_full_disk_is_resource_exhausted_and_heals() {
-    use rand::RngCore;
     let mnt = std::env::temp_dir().join(format!("tapvault-full-{}", std::process::id()));
     std::fs::create_dir_all(&mnt).unwrap();
     let mount = std::process::Command::new("mount")
@@ -861,10 +864,10 @@ async fn a_full_disk_is_resource_exhausted_and_heals() {
     let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
     let ts = format!("tv_full_{}", std::process::id());
     let name = format!("tapvault_full_{}", std::process::id());
-    if let Err(e) = sqlx::query(&format!(
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLESPACE {ts} LOCATION '{}'",
         mnt.display()
-    ))
+    )))
     .execute(&admin)
     .await
     {
@@ -875,10 +878,12 @@ async fn a_full_disk_is_resource_exhausted_and_heals() {
         umount(&mnt);
         return;
     }
-    sqlx::query(&format!("CREATE DATABASE {name} TABLESPACE {ts}"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TABLESPACE {ts}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
     let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
     let mut cfg = tapvault_server::ServeConfig::new(mnt.with_extension("data"));
     cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
@@ -896,11 +901,11 @@ async fn a_full_disk_is_resource_exhausted_and_heals() {
     let mut c = pb::universe_client::UniverseClient::new(ch).max_encoding_message_size(64 << 20);
     let mut acked = Vec::new();
     let mut full = None;
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     for (raw, _) in synthetic(40, "") {
         let mut p = tapvault_codec::Proof::decode(&raw).unwrap();
         let mut pad = vec![0u8; 1_000_000];
-        rng.fill_bytes(&mut pad);
+        rand::RngExt::fill(&mut rng, &mut pad[..]);
         p.unknown.insert(1001, pad);
         let raw = p.encode();
         match c.insert_proof(courier_request(&raw)).await {
@@ -933,10 +938,12 @@ async fn a_full_disk_is_resource_exhausted_and_heals() {
     }
     fsck_clean(&running.db).await;
     running.shutdown().await;
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await;
-    let _ = sqlx::query(&format!("DROP TABLESPACE {ts}"))
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLESPACE {ts}")))
         .execute(&admin)
         .await;
     admin.close().await;

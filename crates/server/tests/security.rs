@@ -108,7 +108,7 @@ async fn an_unmapped_method_is_refused_before_it_runs() {
         .unary::<_, pb::InfoResponse, _>(
             req,
             http::uri::PathAndQuery::from_static("/universerpc.Universe/NotARealMethod"),
-            tonic::codec::ProstCodec::default(),
+            tonic_prost::ProstCodec::default(),
         )
         .await
         .unwrap_err();

@@ -532,7 +532,7 @@ async fn lookups_are_index_scans() {
     ] {
         let mut conn = pool.acquire().await.unwrap();
         sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {q}")).fetch_all(&mut *conn).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {q}"))).fetch_all(&mut *conn).await.unwrap();
         let plan = plan.join("\n");
         assert!(plan.contains("Index"), "{what}: {plan}");
     }

@@ -6,6 +6,9 @@ use crate::db::{Db, StoreError};
 use crate::universe::{insert_leaves_tx, type_from_code, InsertResult, NewLeaf};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
+// Dynamic SQL here is only ever built from constant fragments (column lists,
+// one fixed condition per filter, ASC/DESC): AssertSqlSafe marks those.
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tapvault_codec::ProofType;
 
@@ -183,7 +186,7 @@ pub async fn list_backups(
         "SELECT {BACKUP_COLS} FROM wallet_backups WHERE tenant_id = $1
          AND ($2::TEXT IS NULL OR kind = $2) ORDER BY id DESC OFFSET $3 LIMIT $4"
     );
-    sqlx::query(&q)
+    sqlx::query(AssertSqlSafe(q))
         .bind(tenant)
         .bind(kind)
         .bind(offset)
@@ -207,7 +210,7 @@ pub async fn get_backup(
          AND ($2::BIGINT IS NULL OR id = $2) AND ($2::BIGINT IS NOT NULL OR kind = $3)
          ORDER BY id DESC LIMIT 1"
     );
-    let row = sqlx::query(&q)
+    let row = sqlx::query(AssertSqlSafe(q))
         .bind(tenant)
         .bind(id)
         .bind(kind)
@@ -537,7 +540,7 @@ pub async fn list_leaves(
            AND {cond}
          ORDER BY l.id DESC OFFSET $5 LIMIT $6"
     );
-    sqlx::query(&q)
+    sqlx::query(AssertSqlSafe(q))
         .bind(tenant)
         .bind(a)
         .bind(b)

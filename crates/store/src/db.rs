@@ -138,7 +138,7 @@ pub async fn ensure_tenant(pool: &PgPool, name: &str) -> Result<i64, StoreError>
 /// Uses `DATABASE_URL` (default: local PostgreSQL, user postgres).
 pub mod testdb {
     use super::*;
-    use rand::Rng;
+    use rand::RngExt;
     use sqlx::{Connection, Executor, PgConnection};
 
     pub struct TestDb {
@@ -155,12 +155,12 @@ pub mod testdb {
 
     pub async fn create() -> TestDb {
         let admin_url = admin_url();
-        let name = format!("tapvault_test_{:016x}", rand::thread_rng().gen::<u64>());
+        let name = format!("tapvault_test_{:016x}", rand::rng().random::<u64>());
         let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!("tests need PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
         });
         admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .expect("create test database");
         let opts = PgConnectOptions::from_str(&admin_url)
@@ -199,7 +199,10 @@ pub mod testdb {
                 tokio::time::timeout(std::time::Duration::from_secs(2), self.db.pool.close()).await;
             if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
                 let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    )))
                     .await;
             }
         }

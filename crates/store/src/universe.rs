@@ -6,6 +6,9 @@ use crate::db::{Db, StoreError};
 use crate::tree::{lock_root, PgTree};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
+// Dynamic SQL here is only ever built from constant fragments (column lists,
+// one fixed condition per filter, ASC/DESC): AssertSqlSafe marks those.
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tapvault_codec::primitives::sha256;
 use tapvault_codec::ProofType;
@@ -769,7 +772,7 @@ pub async fn list_universes(
         "SELECT universe_id, proof_type FROM universes WHERE tenant_id = $1 ORDER BY id {} OFFSET $2 LIMIT $3",
         if descending { "DESC" } else { "ASC" }
     );
-    let rows: Vec<(Vec<u8>, i16)> = sqlx::query_as(&q)
+    let rows: Vec<(Vec<u8>, i16)> = sqlx::query_as(AssertSqlSafe(q))
         .bind(tenant)
         .bind(offset)
         .bind(limit)
@@ -836,7 +839,7 @@ pub async fn leaf(
          JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.leaf_key = $4"
     );
-    sqlx::query(&q)
+    sqlx::query(AssertSqlSafe(q))
         .bind(tenant)
         .bind(&uid[..])
         .bind(type_code(ty))
@@ -866,7 +869,7 @@ pub async fn leaves_page(
          ORDER BY h.id {} OFFSET $4 LIMIT $5",
         if descending { "DESC" } else { "ASC" }
     );
-    sqlx::query(&q)
+    sqlx::query(AssertSqlSafe(q))
         .bind(tenant)
         .bind(&uid[..])
         .bind(type_code(ty))

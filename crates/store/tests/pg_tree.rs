@@ -1,6 +1,6 @@
 //! The PostgreSQL node store against the in-memory one, on a real database.
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use tapvault_mssmt::{LeafUpdate, MemTree, Tree};
 use tapvault_store::db::{ensure_tenant, testdb};
 use tapvault_store::PgTree;
@@ -10,20 +10,20 @@ fn rand_ops(seed: u64, n: usize) -> Vec<Vec<LeafUpdate>> {
     let mut keys: Vec<[u8; 32]> = Vec::new();
     (0..n)
         .map(|_| {
-            let batch = rng.gen_range(1..8);
+            let batch = rng.random_range(1..8);
             (0..batch)
                 .map(|_| {
-                    if !keys.is_empty() && rng.gen_bool(0.25) {
-                        let k = keys[rng.gen_range(0..keys.len())];
-                        if rng.gen_bool(0.5) {
+                    if !keys.is_empty() && rng.random_bool(0.25) {
+                        let k = keys[rng.random_range(0..keys.len())];
+                        if rng.random_bool(0.5) {
                             LeafUpdate::delete(k)
                         } else {
-                            LeafUpdate::new(k, &rng.gen::<[u8; 8]>(), rng.gen_range(0..1000))
+                            LeafUpdate::new(k, &rng.random::<[u8; 8]>(), rng.random_range(0..1000))
                         }
                     } else {
-                        let k: [u8; 32] = rng.gen();
+                        let k: [u8; 32] = rng.random();
                         keys.push(k);
-                        LeafUpdate::new(k, &rng.gen::<[u8; 16]>(), rng.gen_range(0..1000))
+                        LeafUpdate::new(k, &rng.random::<[u8; 16]>(), rng.random_range(0..1000))
                     }
                 })
                 .collect()

@@ -531,8 +531,7 @@ pub async fn start(dir: &Path) -> Running {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let incoming =
-        tonic::transport::server::TcpIncoming::from_listener(listener, true, None).unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = tonic::transport::Server::builder()
         .tls_config(
             tonic::transport::ServerTlsConfig::new()
