@@ -311,7 +311,7 @@ pub async fn tenant(cmd: TenantCmd) -> Result<()> {
             .await
         }
         TenantCmd::List { store, remote } => {
-            let rows = if remote.server.is_some() {
+            let rows: Vec<(i64, String, i64)> = if remote.server.is_some() {
                 admin(&remote)?
                     .list_tenants(v1::ListTenantsRequest {})
                     .await
@@ -322,7 +322,11 @@ pub async fn tenant(cmd: TenantCmd) -> Result<()> {
                     .map(|t| (t.id, t.name, t.active_tokens as i64))
                     .collect()
             } else {
-                with_db(&store, async |db, _| auth::list_tenants(db).await).await?
+                with_db(&store, async |db, _| auth::list_tenants(db).await)
+                    .await?
+                    .into_iter()
+                    .map(|t| (t.id.0, t.name, t.active_tokens))
+                    .collect()
             };
             for (id, name, n) in rows {
                 println!("{id}\t{name}\t{n} active tokens");

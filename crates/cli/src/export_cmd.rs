@@ -40,11 +40,11 @@ pub struct ImportArgs {
     pub store: StoreArgs,
 }
 
-async fn tenant_id(db: &tapvault_store::Db, name: &str) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&db.pool)
-        .await?)
+async fn tenant_id(
+    db: &tapvault_store::Db,
+    name: &str,
+) -> Result<Option<tapvault_store::TenantId>> {
+    Ok(tapvault_store::tenants::tenant_id(db, name).await?)
 }
 
 pub async fn export(a: ExportArgs) -> Result<()> {
@@ -53,10 +53,7 @@ pub async fn export(a: ExportArgs) -> Result<()> {
             .await?
             .with_context(|| format!("no tenant {:?}", a.tenant))?;
         // One snapshot, so the file is consistent even while pushes land.
-        let mut tx = db.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = tapvault_store::universe::snapshot(db).await?;
         let ex = export::read_tenant(&mut tx, id, &a.tenant).await?;
         tx.commit().await?;
         let bytes = ex.encode();

@@ -5,6 +5,7 @@
 use crate::auth::{self, Keys, Principal, Scope};
 use crate::proto::tapvault_v1::{self as pb, admin_server::Admin};
 use tapvault_store::Db;
+use tapvault_store::TenantId;
 use tonic::{Request, Response, Status};
 
 /// The longest token lifetime the API issues.
@@ -32,13 +33,11 @@ const OPERATOR_ONLY: &str =
 impl AdminService {
     /// The tenant a call names (empty: the caller's), if the caller may
     /// manage it.
-    async fn target(&self, p: &Principal, name: &str) -> Result<(i64, String), Status> {
+    async fn target(&self, p: &Principal, name: &str) -> Result<(TenantId, String), Status> {
         if name.is_empty() {
-            let own: Option<String> = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
-                .bind(p.tenant)
-                .fetch_optional(&self.db.pool)
+            let own = tapvault_store::tenants::tenant_name(&self.db, p.tenant)
                 .await
-                .map_err(|e| internal(e.into()))?;
+                .map_err(crate::errors::store_err)?;
             let own =
                 own.ok_or_else(|| Status::permission_denied("the caller's tenant is gone"))?;
             return Ok((p.tenant, own));
@@ -71,7 +70,11 @@ impl Admin for AdminService {
         if !existed {
             tracing::info!("tenant {name:?} added over the API");
         }
-        Ok(Response::new(pb::AddTenantResponse { id, name, existed }))
+        Ok(Response::new(pb::AddTenantResponse {
+            id: id.0,
+            name,
+            existed,
+        }))
     }
 
     async fn list_tenants(
@@ -82,11 +85,11 @@ impl Admin for AdminService {
         let rows = auth::list_tenants(&self.db).await.map_err(internal)?;
         let tenants = rows
             .into_iter()
-            .filter(|(id, _, _)| p.operator || *id == p.tenant)
-            .map(|(id, name, n)| pb::TenantInfo {
-                id,
-                name,
-                active_tokens: n.try_into().unwrap_or(u32::MAX),
+            .filter(|t| p.operator || t.id == p.tenant)
+            .map(|t| pb::TenantInfo {
+                id: t.id.0,
+                name: t.name,
+                active_tokens: t.active_tokens.try_into().unwrap_or(u32::MAX),
             })
             .collect();
         Ok(Response::new(pb::ListTenantsResponse { tenants }))

@@ -3,7 +3,6 @@
 //! generated into the data dir on first start) or HS256; claims `sub`
 //! (tenant), `scope`, `exp`, `iat`, `nbf`, `jti`, `iss`/`aud` = "tapvault".
 
-use crate::Tenant;
 use anyhow::{Context, Result};
 use jsonwebtoken::{
     errors::ErrorKind as JwtErr, Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -11,6 +10,7 @@ use jsonwebtoken::{
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
+use tapvault_store::tenants::{self, TenantId};
 use tapvault_store::Db;
 use tonic::Status;
 
@@ -157,29 +157,14 @@ pub async fn issue(
         aud: AUDIENCE.into(),
     };
     let token = keys.sign(&claims)?;
-    sqlx::query("INSERT INTO tokens (jti, tenant_id, scopes, expires_at) VALUES ($1, $2, $3, to_timestamp($4))")
-        .bind(&claims.jti)
-        .bind(tid)
-        .bind(&claims.scope)
-        .bind(claims.exp as f64)
-        .execute(&db.pool)
-        .await?;
+    tenants::record_token(db, &claims.jti, tid, &claims.scope, claims.exp as i64).await?;
     Ok((token, claims))
 }
 
 /// Revokes an active token; with `tenant`, only one of that tenant's.
 /// False when there is no such unrevoked token.
-pub async fn revoke(db: &Db, jti: &str, tenant: Option<i64>) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE tokens SET revoked_at = now()
-         WHERE jti = $1 AND revoked_at IS NULL AND ($2::BIGINT IS NULL OR tenant_id = $2)",
-    )
-    .bind(jti)
-    .bind(tenant)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+pub async fn revoke(db: &Db, jti: &str, tenant: Option<TenantId>) -> Result<bool> {
+    Ok(tenants::revoke_token(db, jti, tenant).await?)
 }
 
 /// Tenant names: 1-64 characters of `[A-Za-z0-9-_.]` (they appear in
@@ -199,73 +184,38 @@ pub fn check_tenant_name(name: &str) -> Result<(), String> {
 }
 
 /// Adds a tenant if absent: (id, whether it existed).
-pub async fn add_tenant(db: &Db, name: &str) -> Result<(i64, bool)> {
+pub async fn add_tenant(db: &Db, name: &str) -> Result<(TenantId, bool)> {
     check_tenant_name(name).map_err(anyhow::Error::msg)?;
     if let Some(id) = tenant_id(db, name).await? {
         return Ok((id, true));
     }
-    Ok((
-        tapvault_store::db::ensure_tenant(&db.pool, name).await?,
-        false,
-    ))
+    Ok((tenants::ensure_tenant(db, name).await?, false))
 }
 
-pub async fn tenant_id(db: &Db, name: &str) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&db.pool)
-        .await?)
+pub async fn tenant_id(db: &Db, name: &str) -> Result<Option<TenantId>> {
+    Ok(tenants::tenant_id(db, name).await?)
 }
 
-/// (id, name, active tokens) of every tenant.
-pub async fn list_tenants(db: &Db) -> Result<Vec<(i64, String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT tn.id, tn.name, count(t.jti)
-         FROM tenants tn LEFT JOIN tokens t ON t.tenant_id = tn.id
-              AND t.revoked_at IS NULL AND t.expires_at > now()
-         GROUP BY tn.id, tn.name ORDER BY tn.id",
-    )
-    .fetch_all(&db.pool)
-    .await?)
-}
+pub use tenants::{TenantRow, TokenRow};
 
-/// A recorded token (the token itself is never stored).
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct TokenRow {
-    pub jti: String,
-    pub tenant: String,
-    pub scopes: String,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub revoked_at: Option<i64>,
+/// Every tenant with its active tokens.
+pub async fn list_tenants(db: &Db) -> Result<Vec<TenantRow>> {
+    Ok(tenants::list_tenants(db).await?)
 }
 
 /// Tokens of one tenant (or all), newest first.
 pub async fn list_tokens(
     db: &Db,
-    tenant: Option<i64>,
+    tenant: Option<TenantId>,
     include_inactive: bool,
 ) -> Result<Vec<TokenRow>> {
-    Ok(sqlx::query_as(
-        "SELECT t.jti, tn.name AS tenant, t.scopes,
-                extract(epoch FROM t.issued_at)::BIGINT AS issued_at,
-                extract(epoch FROM t.expires_at)::BIGINT AS expires_at,
-                extract(epoch FROM t.revoked_at)::BIGINT AS revoked_at
-         FROM tokens t JOIN tenants tn ON tn.id = t.tenant_id
-         WHERE ($1::BIGINT IS NULL OR t.tenant_id = $1)
-           AND ($2 OR (t.revoked_at IS NULL AND t.expires_at > now()))
-         ORDER BY t.issued_at DESC, t.jti",
-    )
-    .bind(tenant)
-    .bind(include_inactive)
-    .fetch_all(&db.pool)
-    .await?)
+    Ok(tenants::list_tokens(db, tenant, include_inactive).await?)
 }
 
 /// Who a request acts as.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub tenant: i64,
+    pub tenant: TenantId,
     pub scopes: Vec<Scope>,
     /// Acts for the operator tenant: may manage every tenant.
     pub operator: bool,
@@ -336,10 +286,10 @@ impl TrustedNetwork {
 #[derive(Clone)]
 pub enum AuthMode {
     /// No tokens: every request acts as one tenant (local development).
-    Off { tenant: i64 },
+    Off { tenant: TenantId },
     On {
         keys: Keys,
-        trusted: Vec<(TrustedNetwork, i64)>,
+        trusted: Vec<(TrustedNetwork, TenantId)>,
     },
 }
 
@@ -347,7 +297,7 @@ pub struct Authenticator {
     pub db: Db,
     pub mode: AuthMode,
     /// The tenant whose admin tokens manage all tenants.
-    pub operator: Option<i64>,
+    pub operator: Option<TenantId>,
 }
 
 fn unauth(msg: impl Into<String>) -> Status {
@@ -399,19 +349,17 @@ impl Authenticator {
             .ok_or_else(|| unauth("authorization must be `Bearer <token>`"))?
             .trim();
         let claims = self.validate(keys, token)?;
-        let row: Option<(bool, Option<String>, i64, String)> = sqlx::query_as(
-            "SELECT t.revoked_at IS NOT NULL, tn.name, t.tenant_id, t.scopes
-             FROM tokens t LEFT JOIN tenants tn ON tn.id = t.tenant_id WHERE t.jti = $1",
-        )
-        .bind(&claims.jti)
-        .fetch_optional(&self.db.pool)
-        .await
-        .map_err(|e| {
-            tracing::warn!("checking a token: {e}");
-            Status::unavailable("cannot check the token: the database is unavailable, retry later")
-        })?;
+        let rec = tenants::token_record(&self.db, &claims.jti)
+            .await
+            .map_err(|e| {
+                tracing::warn!("checking a token: {e}");
+                Status::unavailable(
+                    "cannot check the token: the database is unavailable, retry later",
+                )
+            })?
+            .ok_or_else(|| unauth("token is not known to this server (unknown jti)"))?;
         let (revoked, tenant_name, tid, recorded) =
-            row.ok_or_else(|| unauth("token is not known to this server (unknown jti)"))?;
+            (rec.revoked, rec.tenant_name, rec.tenant_id, rec.scopes);
         // The scopes recorded when the token was issued are the truth; a
         // token whose claim says more (signed by a leaked key, or edited
         // under HS256) gets no more than was issued.
@@ -660,7 +608,7 @@ where
             let remote = remote.filter(|_| universe);
             match auth.check(header.as_deref(), remote, need).await {
                 Ok(p) => {
-                    req.extensions_mut().insert(Tenant(p.tenant));
+                    req.extensions_mut().insert(p.tenant);
                     req.extensions_mut().insert(p);
                     inner.call(req).await
                 }

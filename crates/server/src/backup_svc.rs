@@ -6,7 +6,6 @@
 use crate::ingest::{new_leaf, VerifyLevel};
 use crate::proto::tapvault_v1::{self as pb, backup_server::Backup};
 use crate::universe_svc::{page, store_err};
-use crate::Tenant;
 use bitcoin::OutPoint;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use tapvault_codec::{Address, AddressNetwork, File, RawProof};
 use tapvault_store::backup as sb;
 use tapvault_store::inventory as si;
 use tapvault_store::universe::{InsertOutcome, InsertResult, NewLeaf};
-use tapvault_store::Db;
+use tapvault_store::{Db, TenantId};
 use tonic::{Request, Response, Status};
 
 /// The largest backup blob accepted (tapd caps one asset entry at 100 MB).
@@ -32,10 +31,10 @@ pub struct BackupService {
     pub metrics: Arc<crate::Metrics>,
 }
 
-fn tenant<T>(req: &Request<T>) -> Result<i64, Status> {
+fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
     req.extensions()
-        .get::<Tenant>()
-        .map(|t| t.0)
+        .get::<TenantId>()
+        .copied()
         .ok_or_else(|| Status::unauthenticated("missing credentials"))
 }
 
@@ -427,12 +426,7 @@ impl Backup for BackupService {
             .acquire()
             .await
             .map_err(crate::errors::db_err)?;
-        let held: Option<String> =
-            sqlx::query_scalar("SELECT network FROM addresses WHERE tenant_id = $1 LIMIT 1")
-                .bind(t)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(crate::errors::db_err)?;
+        let held = sb::address_network(&mut conn, t).await.map_err(store_err)?;
         drop(conn);
         let mut rows = Vec::with_capacity(r.addresses.len());
         for (i, s) in r.addresses.iter().enumerate() {
@@ -926,11 +920,10 @@ impl Backup for BackupService {
             .acquire()
             .await
             .map_err(crate::errors::db_err)?;
-        let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
-            .bind(t)
-            .fetch_one(&mut *conn)
+        let name = tapvault_store::tenants::tenant_name(&self.db, t)
             .await
-            .map_err(crate::errors::db_err)?;
+            .map_err(store_err)?
+            .unwrap_or_default();
         let h = sb::holdings(&mut conn, t).await.map_err(store_err)?;
         let newest = sb::get_backup(&mut conn, t, None, "tapbak")
             .await

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tapvault_store::universe::{insert_leaves, InsertResult, NewLeaf};
-use tapvault_store::{Db, StoreError};
+use tapvault_store::{Db, StoreError, TenantId};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most leaves written in one transaction.
@@ -25,7 +25,7 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<InsertResult>, StoreError>>,
 }
 
-type Workers = Arc<Mutex<HashMap<i64, mpsc::Sender<Job>>>>;
+type Workers = Arc<Mutex<HashMap<TenantId, mpsc::Sender<Job>>>>;
 
 #[derive(Clone)]
 pub struct Ingestor {
@@ -45,7 +45,7 @@ impl Ingestor {
         }
     }
 
-    fn sender(&self, tenant: i64) -> mpsc::Sender<Job> {
+    fn sender(&self, tenant: TenantId) -> mpsc::Sender<Job> {
         let mut w = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = w.get(&tenant) {
             if !tx.is_closed() {
@@ -61,7 +61,7 @@ impl Ingestor {
     /// Stores `leaves` for `tenant` atomically (all or none).
     pub async fn insert(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         leaves: Vec<NewLeaf>,
     ) -> Result<Vec<InsertResult>, StoreError> {
         let (reply, rx) = oneshot::channel();
@@ -78,7 +78,7 @@ impl Ingestor {
     }
 }
 
-async fn worker(db: Db, tenant: i64, mut rx: mpsc::Receiver<Job>, workers: Workers) {
+async fn worker(db: Db, tenant: TenantId, mut rx: mpsc::Receiver<Job>, workers: Workers) {
     loop {
         let first = match tokio::time::timeout(IDLE, rx.recv()).await {
             Ok(Some(j)) => j,
@@ -119,7 +119,7 @@ async fn worker(db: Db, tenant: i64, mut rx: mpsc::Receiver<Job>, workers: Worke
     }
 }
 
-async fn run_group(db: &Db, tenant: i64, jobs: Vec<Job>) {
+async fn run_group(db: &Db, tenant: TenantId, jobs: Vec<Job>) {
     if jobs.len() > 1 {
         let all: Vec<NewLeaf> = jobs.iter().flat_map(|j| j.leaves.iter().cloned()).collect();
         if let Ok(mut results) = insert_leaves(db, tenant, &all).await {

@@ -31,8 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// The tenant a request acts for (set by the auth layer).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tenant(pub i64);
+pub use tapvault_store::TenantId as Tenant;
 
 /// How long shutdown waits for in-flight calls.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -168,15 +167,7 @@ pub async fn open_db(cfg: &ServeConfig) -> Result<(Db, Option<pgembed::PrivateCl
 
 async fn create_private_db(c: &pgembed::PrivateCluster) -> Result<String> {
     let admin = tapvault_store::connect(&c.url("postgres"), 1).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tapvault')")
-            .fetch_one(&admin.pool)
-            .await?;
-    if !exists {
-        sqlx::query("CREATE DATABASE tapvault")
-            .execute(&admin.pool)
-            .await?;
-    }
+    tapvault_store::db::create_database_if_missing(&admin.pool, "tapvault").await?;
     admin.pool.close().await;
     tracing::info!(
         "using the private PostgreSQL cluster in {}",

@@ -2,14 +2,14 @@
 
 use crate::ingest::{check_request, prepare, VerifyLevel};
 use crate::keys::{asset_key_pb, id_pb, parse_id, parse_leaf_key, proof_type_pb, UniverseId};
+use crate::marshal;
 use crate::proto::universerpc::{self as pb, universe_server::Universe};
-use crate::{marshal, Tenant};
 use std::sync::Arc;
 use tapvault_codec::{Proof, ProofType};
 use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
 use tapvault_mssmt::{MemTree, Node};
 use tapvault_store::universe as su;
-use tapvault_store::Db;
+use tapvault_store::{Db, TenantId};
 use tonic::{Request, Response, Status};
 
 /// Page size tapd's sync client uses, and the largest page we serve.
@@ -19,7 +19,7 @@ pub const MAX_PAGE: i64 = 16384;
 pub struct UniverseService {
     pub db: Db,
     pub ingestor: crate::ingestor::Ingestor,
-    pub default_tenant: Option<i64>,
+    pub default_tenant: Option<TenantId>,
     pub runtime_id: i64,
     pub verify: VerifyLevel,
     pub metrics: Arc<crate::Metrics>,
@@ -90,7 +90,7 @@ impl UniverseService {
     /// `full-vm`: a transfer's witnesses are checked against its input's
     /// proof when the tenant already holds it (the courier pushes genesis
     /// first); otherwise the check stays pending and the proof is kept.
-    async fn vm_with_stored_input(&self, tenant: i64, p: &Proof) -> Result<(), Status> {
+    async fn vm_with_stored_input(&self, tenant: TenantId, p: &Proof) -> Result<(), Status> {
         if self.verify != VerifyLevel::FullVm || p.asset.is_genesis() {
             return Ok(());
         }
@@ -125,8 +125,8 @@ impl UniverseService {
         r.map(|_| ()).map_err(crate::ingest::verification_failed)
     }
 
-    fn tenant<T>(&self, req: &Request<T>) -> Result<i64, Status> {
-        if let Some(Tenant(t)) = req.extensions().get::<Tenant>() {
+    fn tenant<T>(&self, req: &Request<T>) -> Result<TenantId, Status> {
+        if let Some(t) = req.extensions().get::<TenantId>() {
             return Ok(*t);
         }
         self.default_tenant.ok_or_else(|| {
@@ -137,7 +137,7 @@ impl UniverseService {
     /// Builds the full proof answer from one consistent snapshot.
     async fn proof_answer(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         mut req_key: pb::UniverseKey,
         uid: [u8; 32],
         ty: ProofType,

@@ -3,6 +3,7 @@
 //! script key / outpoint / txid / asset id / group key, and proof chains.
 
 use crate::db::{Db, StoreError};
+use crate::tenants::TenantId;
 use crate::universe::{insert_leaves_tx, type_from_code, InsertResult, NewLeaf};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
@@ -63,7 +64,7 @@ pub struct BackupStored {
 /// Stores a backup blob, its entries and its proofs in one transaction.
 pub async fn insert_backup(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     b: &NewBackup,
 ) -> Result<BackupStored, StoreError> {
     let mut tx = db.pool.begin().await?;
@@ -75,7 +76,7 @@ pub async fn insert_backup(
 pub async fn insert_backup_tx(
     tx: &mut Transaction<'static, Postgres>,
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     b: &NewBackup,
 ) -> Result<BackupStored, StoreError> {
     let existing: Option<i64> =
@@ -177,7 +178,7 @@ fn backup_info(r: &sqlx::postgres::PgRow) -> Result<BackupInfo, StoreError> {
 /// Backups newest first; `kind` filters when given.
 pub async fn list_backups(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     kind: Option<&str>,
     offset: i64,
     limit: i64,
@@ -201,7 +202,7 @@ pub async fn list_backups(
 /// One backup with its bytes; `None` id = the newest of `kind`.
 pub async fn get_backup(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     id: Option<i64>,
     kind: &str,
 ) -> Result<Option<(BackupInfo, Vec<u8>)>, StoreError> {
@@ -224,7 +225,7 @@ pub async fn get_backup(
 /// where recovery finds key locators for outputs a blob did not list.
 pub async fn entries_for_script_key(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     script_key_x: &[u8; 32],
 ) -> Result<Vec<EntryRow>, StoreError> {
     sqlx::query(
@@ -289,7 +290,7 @@ pub struct AddressRow {
 /// Stores addresses (all or none); returns, per address, whether it was new.
 pub async fn insert_addresses(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     rows: &[AddressRow],
 ) -> Result<Vec<bool>, StoreError> {
     let mut tx = db.pool.begin().await?;
@@ -300,7 +301,7 @@ pub async fn insert_addresses(
 
 pub async fn insert_addresses_tx(
     tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
+    tenant: TenantId,
     rows: &[AddressRow],
 ) -> Result<Vec<bool>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
@@ -338,9 +339,22 @@ pub async fn insert_addresses_tx(
 
 /// Addresses in the order they were first pushed, optionally for one key
 /// (script or internal, x-only).
+/// The network of the tenant's addresses (they are all of one), if any.
+pub async fn address_network(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT network FROM addresses WHERE tenant_id = $1 LIMIT 1")
+            .bind(tenant)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 pub async fn list_addresses(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     key_x: Option<&[u8; 32]>,
     offset: i64,
     limit: i64,
@@ -403,14 +417,18 @@ impl TapscriptRow {
 }
 
 /// Stores a tree; `false` if the same tree was already stored for the key.
-pub async fn insert_tapscript(db: &Db, tenant: i64, t: &TapscriptRow) -> Result<bool, StoreError> {
+pub async fn insert_tapscript(
+    db: &Db,
+    tenant: TenantId,
+    t: &TapscriptRow,
+) -> Result<bool, StoreError> {
     let mut conn = db.pool.acquire().await?;
     insert_tapscript_conn(&mut conn, tenant, t).await
 }
 
 pub async fn insert_tapscript_conn(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     t: &TapscriptRow,
 ) -> Result<bool, StoreError> {
     let n = sqlx::query(
@@ -434,7 +452,7 @@ pub async fn insert_tapscript_conn(
 
 pub async fn list_tapscripts(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     key_x: Option<&[u8; 32]>,
     offset: i64,
     limit: i64,
@@ -503,7 +521,7 @@ pub struct LeafRow {
 /// Leaves (every stored version) matching `f`, newest first.
 pub async fn list_leaves(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     f: &LeafFilter,
     with_proofs: bool,
     offset: i64,
@@ -582,7 +600,7 @@ fn leaf_row(r: &sqlx::postgres::PgRow) -> Result<LeafRow, StoreError> {
 /// of the leaf keyed by them, in whichever universe holds it.
 pub async fn proof_at(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     anchor: &OutPoint,
     script_key_x: &[u8; 32],
 ) -> Result<Option<Vec<u8>>, StoreError> {
@@ -606,7 +624,7 @@ pub async fn proof_at(
 /// that name it as their primary previous output.
 pub async fn spenders_of(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     prev_leaf_key: &[u8; 32],
 ) -> Result<Vec<(OutPoint, [u8; 33])>, StoreError> {
     sqlx::query(
@@ -645,7 +663,7 @@ pub struct Holdings {
     pub last_push_at: Option<i64>,
 }
 
-pub async fn holdings(conn: &mut PgConnection, tenant: i64) -> Result<Holdings, StoreError> {
+pub async fn holdings(conn: &mut PgConnection, tenant: TenantId) -> Result<Holdings, StoreError> {
     let r = sqlx::query(
         "SELECT
            (SELECT count(*) FROM proofs WHERE tenant_id = $1),
@@ -680,7 +698,7 @@ pub async fn holdings(conn: &mut PgConnection, tenant: i64) -> Result<Holdings, 
 /// it was received (unix microseconds), for export.
 pub async fn all_proofs(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
 ) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT p.raw, (extract(epoch FROM l.inserted_at) * 1e6)::BIGINT FROM universe_leaves l
@@ -696,7 +714,7 @@ pub async fn all_proofs(
 /// received (unix microseconds).
 pub async fn all_backups(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
 ) -> Result<Vec<(String, String, Vec<u8>, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT kind, source, raw, (extract(epoch FROM received_at) * 1e6)::BIGINT
@@ -720,7 +738,7 @@ pub struct Chain {
 /// Follows each proof's primary previous output back to an issuance proof.
 pub async fn proof_chain(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     anchor: OutPoint,
     script_key: [u8; 33],
 ) -> Result<Chain, StoreError> {

@@ -1,5 +1,6 @@
 //! Connecting and migrating.
 
+use crate::tenants::TenantId;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -98,6 +99,21 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates database `name` on the server `pool` connects to, if missing.
+pub async fn create_database_if_missing(pool: &PgPool, name: &str) -> Result<(), StoreError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(pool)
+            .await?;
+    if !exists {
+        // A name, not a value: quoted as an identifier.
+        let q = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        sqlx::query(sqlx::AssertSqlSafe(q)).execute(pool).await?;
+    }
+    Ok(())
+}
+
 /// One round trip to the database (readiness).
 pub async fn ping(db: &Db) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(&db.pool).await?;
@@ -122,8 +138,8 @@ pub async fn unsafe_durability(pool: &PgPool) -> Result<Vec<String>, StoreError>
 }
 
 /// Returns the id of tenant `name`, creating it if needed.
-pub async fn ensure_tenant(pool: &PgPool, name: &str) -> Result<i64, StoreError> {
-    let id: i64 = sqlx::query_scalar(
+pub async fn ensure_tenant(pool: &PgPool, name: &str) -> Result<TenantId, StoreError> {
+    let id: TenantId = sqlx::query_scalar(
         "INSERT INTO tenants (name) VALUES ($1)
          ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
          RETURNING id",

@@ -8,6 +8,7 @@
 
 use crate::backup::{self as sb, TapscriptRow};
 use crate::db::{Db, StoreError};
+use crate::tenants::TenantId;
 use crate::universe::{insert_leaves_tx, NewLeaf};
 use sqlx::PgConnection;
 use tapvault_codec::primitives::sha256;
@@ -207,7 +208,7 @@ impl Export {
 /// Reads everything tenant `tenant` (named `name`) holds.
 pub async fn read_tenant(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     name: &str,
 ) -> Result<Export, StoreError> {
     let proofs = sb::all_proofs(conn, tenant)
@@ -260,7 +261,10 @@ pub struct Prepared {
 }
 
 /// Whether the tenant holds anything yet.
-pub async fn tenant_is_empty(conn: &mut PgConnection, tenant: i64) -> Result<bool, StoreError> {
+pub async fn tenant_is_empty(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<bool, StoreError> {
     let h = sb::holdings(conn, tenant).await?;
     Ok(h.proofs == 0
         && h.backups == 0
@@ -270,7 +274,7 @@ pub async fn tenant_is_empty(conn: &mut PgConnection, tenant: i64) -> Result<boo
 }
 
 /// Writes a prepared import in one transaction: all of it or nothing.
-pub async fn write_tenant(db: &Db, tenant: i64, p: &Prepared) -> Result<(), StoreError> {
+pub async fn write_tenant(db: &Db, tenant: TenantId, p: &Prepared) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
     // One leaf per call, as live ingestion files them: versions come out
     // the same.

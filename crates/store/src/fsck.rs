@@ -3,6 +3,7 @@
 //! behind the server's back shows up as a disagreement.
 
 use crate::db::{Db, StoreError};
+use crate::tenants::TenantId;
 use crate::universe::{tree_root, type_from_code};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         .into_iter()
         .collect();
     let name = |t: i64| names.get(&t).cloned().unwrap_or_else(|| format!("#{t}"));
+    let tname = |t: TenantId| name(t.0);
     let mut checked = Checked {
         tenants: names.len() as i64,
         ..Default::default()
@@ -156,9 +158,9 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         .fetch_all(&mut *tx)
         .await?;
     checked.universes = universes.len() as i64;
-    let mut multiverse: BTreeMap<(i64, i16), Vec<LeafUpdate>> = BTreeMap::new();
+    let mut multiverse: BTreeMap<(TenantId, i16), Vec<LeafUpdate>> = BTreeMap::new();
     for u in universes {
-        let tenant: i64 = u.get(0);
+        let tenant: TenantId = u.get(0);
         let uid: [u8; 32] = u
             .get::<Vec<u8>, _>(1)
             .try_into()
@@ -198,7 +200,7 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
             Ok(n) => n,
             Err(e) => {
                 out.push(Finding {
-                    tenant: name(tenant),
+                    tenant: tname(tenant),
                     check: "root",
                     detail: format!("universe {}: {e}", universe_namespace(&uid, ty)),
                 });
@@ -209,7 +211,7 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         let have = tree_root(&mut tx, tenant, &ns).await?;
         if have != want {
             out.push(Finding {
-                tenant: name(tenant),
+                tenant: tname(tenant),
                 check: "root",
                 detail: format!(
                     "universe {ns}: stored root {}/{} but its leaves give {}/{}",
@@ -232,7 +234,7 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         let have = tree_root(&mut tx, tenant, ty.multiverse_namespace()).await?;
         if want != Some(have) {
             out.push(Finding {
-                tenant: name(tenant),
+                tenant: tname(tenant),
                 check: "root",
                 detail: format!(
                     "{}: stored root {} does not match its universes' roots",

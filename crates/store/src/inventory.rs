@@ -2,6 +2,7 @@
 //! locators as the agent reports them.
 
 use crate::db::{Db, StoreError};
+use crate::tenants::TenantId;
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 use sqlx::Row;
@@ -84,7 +85,7 @@ fn x_of(k: &[u8]) -> Vec<u8> {
 /// current set. Returns (outputs new, keys new).
 pub async fn push(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     run_id: &str,
     source: &str,
     outputs: &[NodeOutput],
@@ -186,7 +187,7 @@ pub async fn push(
 }
 
 /// The newest complete run: (run id, unix seconds).
-pub async fn newest_run(db: &Db, tenant: i64) -> Result<Option<(String, i64)>, StoreError> {
+pub async fn newest_run(db: &Db, tenant: TenantId) -> Result<Option<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT run_id, extract(epoch FROM completed_at)::BIGINT FROM inventory_runs
          WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1",
@@ -207,7 +208,7 @@ fn locator(raw: Option<Vec<u8>>, f: Option<i32>, i: Option<i32>) -> Option<Locat
 /// A page of outputs in report order: the newest complete run's (or all).
 pub async fn outputs(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     all: bool,
     offset: i64,
     limit: i64,
@@ -270,7 +271,7 @@ pub async fn outputs(
 /// A page of key locators, in arrival order.
 pub async fn keys(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     offset: i64,
     limit: i64,
 ) -> Result<Vec<KeyRow>, StoreError> {

@@ -7,8 +7,10 @@ pub mod export;
 pub mod fsck;
 pub mod inventory;
 pub mod quota;
+pub mod tenants;
 pub mod tree;
 pub mod universe;
 
 pub use db::{connect, migrate, Db, FailureKind, StoreError};
+pub use tenants::TenantId;
 pub use tree::{NodeCache, PgTree};

@@ -1,6 +1,7 @@
 //! Per-tenant usage and quotas (charged by triggers, `migrations/0005`).
 
 use crate::db::{Db, StoreError};
+use crate::tenants::TenantId;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Usage {
@@ -11,7 +12,7 @@ pub struct Usage {
 }
 
 /// A tenant's usage and quota (zero and none for a tenant that stored nothing).
-pub async fn usage(db: &Db, tenant: i64) -> Result<Usage, StoreError> {
+pub async fn usage(db: &Db, tenant: TenantId) -> Result<Usage, StoreError> {
     Ok(sqlx::query_as(
         "SELECT bytes, items, max_bytes, max_items FROM tenant_usage WHERE tenant_id = $1",
     )
@@ -25,7 +26,7 @@ pub async fn usage(db: &Db, tenant: i64) -> Result<Usage, StoreError> {
 /// refuses further writes; nothing stored is removed.
 pub async fn set_quota(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     max_bytes: Option<i64>,
     max_items: Option<i64>,
 ) -> Result<Usage, StoreError> {

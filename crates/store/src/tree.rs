@@ -2,6 +2,7 @@
 //! transaction, so they commit or roll back with the leaf rows they belong to.
 
 use crate::db::StoreError;
+use crate::tenants::TenantId;
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use tapvault_mssmt::{Hash, Node, NodeStore, StoredNode};
 /// the same content, and a committed parent implies a committed child).
 #[derive(Clone)]
 pub struct NodeCache {
-    inner: Arc<Mutex<HashMap<(i64, Hash), StoredNode>>>,
+    inner: Arc<Mutex<HashMap<(TenantId, Hash), StoredNode>>>,
     cap: usize,
 }
 
@@ -24,10 +25,10 @@ impl NodeCache {
             cap,
         }
     }
-    fn get(&self, tenant: i64, h: &Hash) -> Option<StoredNode> {
+    fn get(&self, tenant: TenantId, h: &Hash) -> Option<StoredNode> {
         self.inner.lock().ok()?.get(&(tenant, *h)).cloned()
     }
-    fn put(&self, tenant: i64, h: Hash, n: StoredNode) {
+    fn put(&self, tenant: TenantId, h: Hash, n: StoredNode) {
         if let Ok(mut m) = self.inner.lock() {
             if m.len() >= self.cap {
                 // Crude but bounded: start over rather than grow without limit.
@@ -99,7 +100,7 @@ fn decode_node(kind: i16, d: &[u8]) -> Result<StoredNode, StoreError> {
 /// (held until the transaction ends), and reads it: one round trip.
 pub async fn lock_root(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     namespace: &str,
 ) -> Result<(Vec<u8>, i64), StoreError> {
     Ok(sqlx::query_as(
@@ -121,7 +122,7 @@ pub async fn lock_root(
 /// other trees proceed.
 pub struct PgTree<'c> {
     conn: &'c mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     namespace: String,
     cache: NodeCache,
     for_update: bool,
@@ -133,7 +134,7 @@ impl<'c> PgTree<'c> {
     /// A writer: call within a transaction.
     pub fn writer(
         conn: &'c mut PgConnection,
-        tenant: i64,
+        tenant: TenantId,
         namespace: impl Into<String>,
         cache: NodeCache,
     ) -> Self {
@@ -150,7 +151,7 @@ impl<'c> PgTree<'c> {
     /// transaction ([`lock_root`]), e.g. to lock many trees in a fixed order.
     pub fn locked_writer(
         conn: &'c mut PgConnection,
-        tenant: i64,
+        tenant: TenantId,
         namespace: impl Into<String>,
         cache: NodeCache,
     ) -> Self {
@@ -160,7 +161,7 @@ impl<'c> PgTree<'c> {
     /// A reader: sees the last committed root, takes no locks.
     pub fn reader(
         conn: &'c mut PgConnection,
-        tenant: i64,
+        tenant: TenantId,
         namespace: impl Into<String>,
         cache: NodeCache,
     ) -> Self {

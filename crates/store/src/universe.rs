@@ -3,6 +3,7 @@
 //! one transaction.
 
 use crate::db::{Db, StoreError};
+use crate::tenants::TenantId;
 use crate::tree::{lock_root, PgTree};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
@@ -104,7 +105,7 @@ fn tree_err(e: tapvault_mssmt::TreeError<StoreError>) -> StoreError {
 /// error nothing is written.
 pub async fn insert_leaves(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<Vec<InsertResult>, StoreError> {
     let mut tx = db.pool.begin().await?;
@@ -118,7 +119,7 @@ pub async fn insert_leaves(
 pub async fn insert_leaves_tx(
     tx: &mut Transaction<'static, Postgres>,
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<Vec<InsertResult>, StoreError> {
     // Lock order: every universe's issuance then transfer tree, universes in
@@ -177,7 +178,7 @@ struct PendingRow<'a> {
 /// by one statement. Returns the results and the tree work.
 async fn file_rows(
     tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
+    tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<(Vec<InsertResult>, Vec<TreeWork>), StoreError> {
     let heads = load_heads(tx, tenant, leaves).await?;
@@ -257,7 +258,7 @@ async fn file_rows(
 /// Heads of the batch's leaf keys, in one query.
 async fn load_heads(
     tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
+    tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<std::collections::HashMap<HeadKey, Head>, StoreError> {
     let uids: Vec<&[u8]> = leaves.iter().map(|l| &l.universe_id[..]).collect();
@@ -295,7 +296,7 @@ async fn load_heads(
 /// incoming proof (usually none, and then no query is made).
 async fn load_older_versions(
     tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
+    tenant: TenantId,
     leaves: &[NewLeaf],
     heads: &std::collections::HashMap<HeadKey, Head>,
 ) -> Result<std::collections::HashMap<(HeadKey, [u8; 32]), i32>, StoreError> {
@@ -341,7 +342,7 @@ async fn load_older_versions(
 /// Which of the batch's previous-output leaf keys are complete heads.
 async fn load_complete_prevs(
     tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
+    tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<std::collections::HashSet<([u8; 32], [u8; 32])>, StoreError> {
     let (uids, keys): (Vec<&[u8]>, Vec<&[u8]>) = leaves
@@ -375,7 +376,7 @@ async fn load_complete_prevs(
 /// orphans that the run's new complete leaves were waiting for.
 async fn flush_run(
     tx: &mut Transaction<'static, Postgres>,
-    tenant: i64,
+    tenant: TenantId,
     run: &mut Vec<PendingRow<'_>>,
     out: &mut Vec<InsertResult>,
     work: &mut Vec<TreeWork>,
@@ -570,7 +571,7 @@ struct TreeWork {
 async fn apply_tree_work(
     tx: &mut Transaction<'static, Postgres>,
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     work: Vec<TreeWork>,
 ) -> Result<(), StoreError> {
     // Group by tree, keeping first-seen order of trees and write order of leaves.
@@ -619,7 +620,7 @@ async fn apply_tree_work(
 /// probe; orphans are rare, so this usually saves the cascade query).
 async fn has_waiting(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     uid: &[u8; 32],
 ) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar(
@@ -636,7 +637,7 @@ async fn has_waiting(
 /// returns their tree updates (breadth-first, transitively).
 async fn complete_descendants(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     uid: &[u8; 32],
     key: [u8; 32],
 ) -> Result<Vec<LeafUpdate>, StoreError> {
@@ -674,7 +675,7 @@ async fn complete_descendants(
 
 async fn ensure_universe(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     leaf: &NewLeaf,
     ty: ProofType,
 ) -> Result<(), StoreError> {
@@ -718,7 +719,11 @@ pub async fn snapshot(db: &Db) -> Result<Transaction<'static, Postgres>, StoreEr
     Ok(tx)
 }
 
-pub async fn tree_root(conn: &mut PgConnection, tenant: i64, ns: &str) -> Result<Node, StoreError> {
+pub async fn tree_root(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    ns: &str,
+) -> Result<Node, StoreError> {
     let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
         "SELECT root_hash, root_sum FROM mssmt_roots WHERE tenant_id = $1 AND namespace = $2",
     )
@@ -735,7 +740,7 @@ pub async fn tree_root(conn: &mut PgConnection, tenant: i64, ns: &str) -> Result
 /// The universe's listing row and root, if it has any complete leaf.
 pub async fn universe(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     uid: &[u8; 32],
     ty: ProofType,
 ) -> Result<Option<UniverseInfo>, StoreError> {
@@ -763,7 +768,7 @@ pub async fn universe(
 /// A page of universes in first-seen order (or reverse).
 pub async fn list_universes(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     offset: i64,
     limit: i64,
     descending: bool,
@@ -828,7 +833,7 @@ fn leaf_of(r: &sqlx::postgres::PgRow) -> Result<StoredLeaf, StoreError> {
 /// The newest version of a leaf.
 pub async fn leaf(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     uid: &[u8; 32],
     ty: ProofType,
     key: &[u8; 32],
@@ -854,7 +859,7 @@ pub async fn leaf(
 /// A page of complete leaves of one universe tree, in first-seen order.
 pub async fn leaves_page(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     uid: &[u8; 32],
     ty: ProofType,
     offset: i64,
@@ -886,7 +891,7 @@ pub async fn leaves_page(
 pub async fn tree_proof(
     conn: &mut PgConnection,
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     ns: &str,
     key: &[u8; 32],
 ) -> Result<(Node, CompressedProof), StoreError> {
@@ -904,7 +909,7 @@ pub struct Stats {
     pub leaves: i64,
 }
 
-pub async fn stats(conn: &mut PgConnection, tenant: i64) -> Result<Stats, StoreError> {
+pub async fn stats(conn: &mut PgConnection, tenant: TenantId) -> Result<Stats, StoreError> {
     let (assets, groups, proofs, leaves): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT
            (SELECT count(DISTINCT asset_id) FROM universe_leaves WHERE tenant_id = $1),
@@ -926,7 +931,7 @@ pub async fn stats(conn: &mut PgConnection, tenant: i64) -> Result<Stats, StoreE
 /// New-proof events per UTC day in `[start, end]` (unix seconds).
 pub async fn events_by_day(
     conn: &mut PgConnection,
-    tenant: i64,
+    tenant: TenantId,
     start: i64,
     end: i64,
 ) -> Result<Vec<(String, i64)>, StoreError> {
