@@ -139,16 +139,25 @@ impl StateStore {
         }
     }
 
+    /// The state. A lock poisoned by a panic mid-update still holds the
+    /// last saved or updated state: it is used (and said), never replaced by
+    /// an empty one, which would push everything again and forget failures.
     pub fn get(&self) -> State {
-        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| {
+            tracing::error!(
+                "agent state lock was poisoned by a panic; continuing with its contents"
+            );
+            p.into_inner()
+        })
     }
 
     /// Applies `f` and saves.
     pub fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T> {
-        let mut g = self
-            .state
-            .lock()
-            .map_err(|_| anyhow::anyhow!("agent state lock poisoned"))?;
+        let mut g = self.lock();
         let out = f(&mut g);
         let bytes = serde_json::to_vec_pretty(&*g)?;
         let tmp = self.path.with_extension("json.tmp");
@@ -167,10 +176,8 @@ impl StateStore {
     /// Applies `f` in memory only; [`StateStore::flush`] saves it. For
     /// counters updated on every relayed call, which must not cost an fsync.
     pub fn update_volatile(&self, f: impl FnOnce(&mut State)) {
-        if let Ok(mut g) = self.state.lock() {
-            f(&mut g);
-            self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        f(&mut self.lock());
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Saves if something changed in memory since the last save.
@@ -183,7 +190,7 @@ impl StateStore {
 
     pub fn record_failure(&self, what: &str, error: &str) {
         tracing::warn!("{what}: {error}");
-        let _ = self.update(|s| {
+        let saved = self.update(|s| {
             s.failures.push(Failure {
                 at: now(),
                 what: what.into(),
@@ -194,5 +201,48 @@ impl StateStore {
                 s.failures.drain(..n - 20);
             }
         });
+        if let Err(e) = saved {
+            // The failure is kept in memory; that it could not be saved is
+            // itself a failure worth an error line.
+            tracing::error!("saving the agent state after a failure: {e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poisoned_lock_keeps_the_state() {
+        let dir = std::env::temp_dir().join(format!("tapvault-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = std::sync::Arc::new(StateStore::open(&dir).unwrap());
+        store
+            .update(|s| {
+                s.addresses.insert("a".into(), 1);
+            })
+            .unwrap();
+        let s2 = store.clone();
+        let _ = std::thread::spawn(move || {
+            s2.update_volatile(|_| panic!("a panic mid-update"));
+        })
+        .join();
+        assert!(store.state.is_poisoned());
+        // Before: an empty default state, and every later update failed.
+        assert_eq!(store.get().addresses.len(), 1);
+        store
+            .update(|s| {
+                s.addresses.insert("b".into(), 2);
+            })
+            .unwrap();
+        assert_eq!(
+            StateStore::read(&dir.join("agent-state.json"))
+                .unwrap()
+                .addresses
+                .len(),
+            2
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -185,7 +185,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Mssmt(MssmtCmd::Root) => {
             let leaves = mssmt_cmd::parse_leaves(std::io::stdin().lock())?;
             let mut t = mssmt_cmd::build(leaves)?;
-            let root = t.root();
+            let root = t.root().map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{} {}", hex::encode(root.hash), root.sum);
         }
         Cmd::Mssmt(MssmtCmd::Proof { key }) => {

@@ -735,7 +735,9 @@ async fn check_roots(
         }
     }
     for ((uid, ty), tree) in local.iter_mut() {
-        let want = tree.root();
+        let want = tree
+            .root()
+            .map_err(|e| anyhow::anyhow!("recomputing a universe root: {e}"))?;
         match server.get(&(*uid, *ty)) {
             Some((h, s)) if *h == want.hash.to_vec() && *s as u64 == want.sum => {}
             Some((h, s)) => rep.mismatches.push(format!(

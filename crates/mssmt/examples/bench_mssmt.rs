@@ -34,7 +34,7 @@ fn main() {
         t.insert(*k, &value, 1).expect("insert");
     }
     let one = start.elapsed();
-    let root = t.root();
+    let root = t.root().unwrap();
     println!(
         "one-by-one: {n} leaves in {:.3}s = {:.0} leaves/s; {} nodes stored, {:.2} node writes/leaf",
         one.as_secs_f64(),
@@ -53,7 +53,7 @@ fn main() {
         b.apply(ups).expect("batch");
     }
     let batched = start.elapsed();
-    assert_eq!(b.root(), root);
+    assert_eq!(b.root().unwrap(), root);
     println!(
         "batches of 1000: {n} leaves in {:.3}s = {:.0} leaves/s; {:.2} node writes/leaf",
         batched.as_secs_f64(),

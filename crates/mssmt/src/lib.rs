@@ -15,4 +15,4 @@ pub use node::{
 };
 pub use proof::{CompressedProof, Proof, ProofError, VerifyError};
 pub use store::{MemStore, NodeStore, StoredNode};
-pub use tree::{block_on_ready, LeafUpdate, MemTree, Tree, TreeError};
+pub use tree::{block_on_ready, LeafUpdate, MemError, MemResult, MemTree, Tree, TreeError};

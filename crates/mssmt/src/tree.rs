@@ -404,15 +404,14 @@ impl Default for MemTree {
     }
 }
 
-pub type MemResult<T> = Result<T, SumOverflow>;
+/// What an in-memory tree operation can fail with: a sum that overflows
+/// u64, or (only if the tree's own bookkeeping were broken) a node it
+/// references but does not hold. Neither is hidden as the other.
+pub type MemError = TreeError<std::convert::Infallible>;
+pub type MemResult<T> = Result<T, MemError>;
 
-fn mem_err(e: TreeError<std::convert::Infallible>) -> SumOverflow {
-    match e {
-        TreeError::Overflow(o) => o,
-        // The in-memory store cannot fail or lose a node it was given.
-        TreeError::Store(i) => match i {},
-        TreeError::MissingNode(_) => SumOverflow { left: 0, right: 0 },
-    }
+fn mem_err(e: MemError) -> MemError {
+    e
 }
 
 impl MemTree {
@@ -421,8 +420,8 @@ impl MemTree {
             inner: Tree::new(MemStore::new()),
         }
     }
-    pub fn root(&mut self) -> Node {
-        block_on_ready(self.inner.root()).unwrap_or_else(|_| empty_root())
+    pub fn root(&mut self) -> MemResult<Node> {
+        block_on_ready(self.inner.root())
     }
     pub fn insert(&mut self, key: Hash, value: &[u8], sum: u64) -> MemResult<Node> {
         block_on_ready(self.inner.insert(key, value, sum)).map_err(mem_err)

@@ -151,16 +151,22 @@ pub fn parse_leaf_key(k: Option<&pb::AssetKey>) -> Result<LeafKey, Status> {
 }
 
 /// How tapd marshals an ID in responses: asset id, or x-only group key.
-pub fn id_pb(asset_id: Option<[u8; 32]>, group_key: Option<[u8; 33]>, t: ProofType) -> pb::Id {
+/// A universe's id on the wire; `None` for a universe with neither an
+/// asset id nor a group key (corrupt: never invent one).
+pub fn id_pb(
+    asset_id: Option<[u8; 32]>,
+    group_key: Option<[u8; 33]>,
+    t: ProofType,
+) -> Option<pb::Id> {
     let id = match (group_key, asset_id) {
         (Some(g), _) => pb::id::Id::GroupKey(g[1..].to_vec()),
         (None, Some(a)) => pb::id::Id::AssetId(a.to_vec()),
-        (None, None) => pb::id::Id::AssetId(vec![0; 32]),
+        (None, None) => return None,
     };
-    pb::Id {
+    Some(pb::Id {
         id: Some(id),
         proof_type: proof_type_pb(t),
-    }
+    })
 }
 
 pub fn asset_key_pb(outpoint: &OutPoint, script_key_x: &[u8]) -> pb::AssetKey {

@@ -14,7 +14,8 @@ pub mod keys;
 pub mod limits;
 pub mod marshal;
 pub mod metrics;
-pub mod pgembed;
+/// The private PostgreSQL cluster (lives in the store crate).
+pub use tapvault_store::cluster as pgembed;
 pub mod universe_svc;
 
 pub use tapvault_api::{client, compat, listener, proto, tls, MAX_MESSAGE_BYTES};

@@ -69,13 +69,24 @@ pub(crate) fn descending(direction: i32) -> bool {
     direction == 1
 }
 
-fn universe_root_pb(u: &su::UniverseInfo) -> pb::UniverseRoot {
-    pb::UniverseRoot {
-        id: Some(id_pb(u.asset_id, u.group_key, u.proof_type)),
+/// A stored universe on the wire; one without any id is corrupt data, an
+/// internal error (never an invented all-zero id).
+fn universe_root_pb(u: &su::UniverseInfo) -> Result<pb::UniverseRoot, Status> {
+    let id = id_pb(u.asset_id, u.group_key, u.proof_type).ok_or_else(|| {
+        crate::errors::internal(
+            "universe listing",
+            format!(
+                "universe {} has neither an asset id nor a group key",
+                hex::encode(u.universe_id)
+            ),
+        )
+    })?;
+    Ok(pb::UniverseRoot {
+        id: Some(id),
         mssmt_root: Some(node_pb(&u.root)),
         asset_name: u.asset_name.clone(),
         amounts_by_asset_id: Default::default(),
-    }
+    })
 }
 
 fn not_found_root(id: &UniverseId) -> Status {
@@ -233,6 +244,7 @@ impl Universe for UniverseService {
                 }
             }
             m.root()
+                .map_err(|e| crate::errors::internal("multiverse", e))?
         };
         Ok(Response::new(pb::MultiverseRootResponse {
             multiverse_root: (!root.is_empty_at(0)).then(|| node_pb(&root)),
@@ -255,12 +267,12 @@ impl Universe for UniverseService {
         let universe_roots = list
             .iter()
             .map(|u| {
-                (
+                Ok((
                     universe_namespace(&u.universe_id, u.proof_type),
-                    universe_root_pb(u),
-                )
+                    universe_root_pb(u)?,
+                ))
             })
-            .collect();
+            .collect::<Result<_, Status>>()?;
         Ok(Response::new(pb::AssetRootResponse {
             universe_roots,
             has_more,
@@ -290,8 +302,8 @@ impl Universe for UniverseService {
             return Err(not_found_root(&id));
         }
         Ok(Response::new(pb::QueryRootResponse {
-            issuance_root: iss.as_ref().map(universe_root_pb),
-            transfer_root: tra.as_ref().map(universe_root_pb),
+            issuance_root: iss.as_ref().map(universe_root_pb).transpose()?,
+            transfer_root: tra.as_ref().map(universe_root_pb).transpose()?,
         }))
     }
 

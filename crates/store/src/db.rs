@@ -151,7 +151,12 @@ pub async fn ensure_tenant(pool: &PgPool, name: &str) -> Result<TenantId, StoreE
 }
 
 /// A fresh, migrated database for one test, dropped by [`TestDb::drop_db`].
-/// Uses `DATABASE_URL` (default: local PostgreSQL, user postgres).
+/// The server is `DATABASE_URL`, else the local PostgreSQL on
+/// 127.0.0.1:5432 (user postgres), else a private cluster this helper
+/// starts once per machine and user (PostgreSQL merely installed, as on a
+/// newcomer's laptop) and every later test run reuses. Test-only: behind
+/// the `testdb` feature.
+#[cfg(feature = "testdb")]
 pub mod testdb {
     use super::*;
     use rand::RngExt;
@@ -164,9 +169,64 @@ pub mod testdb {
         admin_url: String,
     }
 
+    /// `url` naming database `db` instead (a query, e.g. a socket
+    /// directory `?host=/run/…`, is kept).
+    pub fn with_database(url: &str, db: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (url, None),
+        };
+        let base = base.rsplit_once('/').map(|(a, _)| a).unwrap_or(base);
+        match query {
+            Some(q) => format!("{base}/{db}?{q}"),
+            None => format!("{base}/{db}"),
+        }
+    }
+
+    #[test]
+    fn with_database_keeps_a_socket_query() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database(
+                "postgres://postgres@localhost/postgres?host=/var/lib/x/sock",
+                "t1"
+            ),
+            "postgres://postgres@localhost/t1?host=/var/lib/x/sock"
+        );
+    }
+
     pub fn admin_url() -> String {
-        std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        URL.get_or_init(|| {
+            if let Ok(u) = std::env::var("DATABASE_URL") {
+                return u;
+            }
+            // Where the local server is looked for (TAPVAULT_TEST_PG_ADDR lets a
+            // machine with one check the fallback below).
+            let local: std::net::SocketAddr = std::env::var("TAPVAULT_TEST_PG_ADDR")
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(([127, 0, 0, 1], 5432).into());
+            if std::net::TcpStream::connect_timeout(&local, std::time::Duration::from_secs(1))
+                .is_ok()
+            {
+                return format!("postgres://postgres@{local}/postgres");
+            }
+            // Nothing answers: our own cluster, the same code `serve` runs
+            // without a database URL, in a directory shared by test runs.
+            let dir = std::env::temp_dir().join("tapvault-test-cluster");
+            let c = crate::cluster::PrivateCluster::prepare(&dir).unwrap_or_else(|e| {
+                panic!("no DATABASE_URL, nothing on 127.0.0.1:5432, and no private cluster: {e:#}")
+            });
+            if let Err(e) = c.start() {
+                panic!("starting the tests' private PostgreSQL cluster: {e:#}");
+            }
+            c.url("postgres")
+        })
+        .clone()
     }
 
     pub async fn create() -> TestDb {
@@ -188,13 +248,7 @@ pub mod testdb {
             .await
             .expect("connect test database");
         migrate(&pool).await.expect("migrate");
-        let url = format!(
-            "{}/{name}",
-            admin_url
-                .rsplit_once('/')
-                .map(|(a, _)| a)
-                .unwrap_or(&admin_url)
-        );
+        let url = with_database(&admin_url, &name);
         TestDb {
             db: Db {
                 pool,

@@ -2,6 +2,7 @@
 //! by its tenant id; every query filters by it.
 
 pub mod backup;
+pub mod cluster;
 pub mod db;
 pub mod export;
 pub mod fsck;

@@ -126,7 +126,7 @@ async fn concurrent_writers_of_one_tree_serialize() {
         t.db.cache.clone(),
     ));
     let root = reader.root().await.unwrap();
-    assert_eq!(root, mem.root());
+    assert_eq!(root, mem.root().unwrap());
     assert_eq!(root.sum, 100);
     drop(conn);
     t.drop_db().await;
