@@ -342,7 +342,7 @@ impl Backup for BackupService {
             return Err(Status::invalid_argument("backup is empty"));
         }
         if r.backup.len() > MAX_BACKUP_BYTES {
-            return Err(Status::resource_exhausted(format!(
+            return Err(crate::errors::too_large(format!(
                 "backup is {} bytes, over the {MAX_BACKUP_BYTES} byte cap",
                 r.backup.len()
             )));
@@ -403,7 +403,7 @@ impl Backup for BackupService {
             return Err(Status::invalid_argument("no addresses given"));
         }
         if r.addresses.len() > MAX_ADDRESSES_PER_CALL {
-            return Err(Status::invalid_argument(format!(
+            return Err(crate::errors::too_large(format!(
                 "{} addresses in one call, over the limit of {MAX_ADDRESSES_PER_CALL}",
                 r.addresses.len()
             )));
@@ -480,7 +480,7 @@ impl Backup for BackupService {
             ));
         }
         if r.leaves.len() > MAX_TAPSCRIPT_LEAVES {
-            return Err(Status::invalid_argument(format!(
+            return Err(crate::errors::too_large(format!(
                 "{} leaves, over the limit of {MAX_TAPSCRIPT_LEAVES}",
                 r.leaves.len()
             )));
@@ -839,7 +839,7 @@ impl Backup for BackupService {
             ));
         }
         if r.outputs.len() > MAX_INVENTORY_PER_CALL || r.keys.len() > MAX_INVENTORY_PER_CALL {
-            return Err(Status::invalid_argument(format!(
+            return Err(crate::errors::too_large(format!(
                 "at most {MAX_INVENTORY_PER_CALL} outputs and {MAX_INVENTORY_PER_CALL} keys per call; send the run in chunks"
             )));
         }

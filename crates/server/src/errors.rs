@@ -68,3 +68,10 @@ pub fn any_err(context: &str, e: anyhow::Error) -> Status {
     };
     by_kind(kind, context, &format!("{e:#}"))
 }
+
+/// Something the caller sent is larger than a cap: the same status
+/// (RESOURCE_EXHAUSTED) in every service, for a whole message as for an item
+/// or a count in it.
+pub fn too_large(what: impl std::fmt::Display) -> Status {
+    Status::resource_exhausted(what.to_string())
+}

@@ -81,7 +81,7 @@ pub fn check_unknown(p: &Proof) -> Result<(), Status> {
     let n: usize = p.unknown.values().map(Vec::len).sum::<usize>()
         + p.asset.unknown.values().map(Vec::len).sum::<usize>();
     if n > MAX_UNKNOWN_BYTES {
-        return Err(Status::resource_exhausted(format!(
+        return Err(crate::errors::too_large(format!(
             "proof carries {n} bytes of unknown TLV records, over the {MAX_UNKNOWN_BYTES} byte cap"
         )));
     }
@@ -94,7 +94,7 @@ pub fn prepare(raw: &[u8], level: VerifyLevel) -> Result<(RawProof, NewLeaf), St
         return Err(Status::invalid_argument("asset_leaf.proof is empty"));
     }
     if raw.len() > MAX_PROOF_BYTES {
-        return Err(Status::resource_exhausted(format!(
+        return Err(crate::errors::too_large(format!(
             "proof is {} bytes, over the {} byte cap",
             raw.len(),
             MAX_PROOF_BYTES

@@ -558,47 +558,55 @@ impl Universe for UniverseService {
         let r = req.into_inner();
         let (offset, limit) = page(r.offset, r.limit)?;
         let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
-        let list = su::list_universes(&mut tx, t, 0, i64::MAX, descending(r.direction))
-            .await
-            .map_err(store_err)?;
-        let mut stats: Vec<pb::AssetStatsSnapshot> = list
-            .iter()
-            .filter(|u| u.proof_type == ProofType::Issuance)
-            .filter(|u| {
-                r.asset_name_filter.is_empty() || u.asset_name.contains(&r.asset_name_filter)
-            })
-            .filter(|u| {
-                r.asset_id_filter.is_empty()
-                    || u.asset_id.map(|a| a.to_vec()) == Some(r.asset_id_filter.clone())
-            })
-            .map(|u| {
-                let asset = pb::AssetStatsAsset {
-                    asset_id: u.asset_id.map(|a| a.to_vec()).unwrap_or_default(),
-                    total_supply: u.root.sum as i64,
-                    asset_name: u.asset_name.clone(),
-                    ..Default::default()
-                };
-                pb::AssetStatsSnapshot {
-                    group_key: u.group_key.map(|g| g.to_vec()).unwrap_or_default(),
-                    group_supply: if u.group_key.is_some() {
-                        u.root.sum as i64
-                    } else {
-                        0
-                    },
-                    asset: Some(asset),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        let total = stats.len() as i64;
-        stats = stats
+        let id_filter = (!r.asset_id_filter.is_empty()).then_some(r.asset_id_filter.as_slice());
+        let mut rows = su::asset_stats(
+            &mut tx,
+            t,
+            &r.asset_name_filter,
+            id_filter,
+            offset,
+            limit + 1,
+            descending(r.direction),
+        )
+        .await
+        .map_err(store_err)?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let asset_stats = rows
             .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .collect();
+            .map(|u| {
+                // The genesis facts come from the universe's first issuance
+                // proof (stored exactly as received, so it decodes).
+                let p = Proof::decode(&u.first_proof)
+                    .map_err(|e| crate::errors::internal("stored issuance proof", e))?;
+                let asset = pb::AssetStatsAsset {
+                    asset_id: p.asset.id().to_vec(),
+                    genesis_point: p.asset.genesis.first_prev_out.to_string(),
+                    total_supply: u.root_sum,
+                    asset_name: u.asset_name.clone(),
+                    asset_type: p.asset.genesis.asset_type as i32,
+                    genesis_height: p.block_height as i32,
+                    genesis_timestamp: p
+                        .block_header
+                        .parse()
+                        .map(|h| i64::from(h.time))
+                        .unwrap_or(0),
+                    anchor_point: p.outpoint().to_string(),
+                    decimal_display: 0,
+                };
+                Ok(pb::AssetStatsSnapshot {
+                    group_key: u.group_key.clone().unwrap_or_default(),
+                    group_supply: if u.group_key.is_some() { u.root_sum } else { 0 },
+                    group_anchor: u.group_key.is_some().then(|| asset.clone()),
+                    asset: Some(asset),
+                    total_syncs: 0,
+                    total_proofs: u.proofs,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
         Ok(Response::new(pb::UniverseAssetStats {
-            asset_stats: stats,
-            has_more: offset + limit < total,
+            asset_stats,
+            has_more,
         }))
     }
 

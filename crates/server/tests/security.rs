@@ -236,3 +236,49 @@ async fn metrics_are_the_operators_alone() {
     assert!(body.contains("tapvault_proofs_inserted_total"), "{body}");
     s.stop().await;
 }
+
+/// The same condition gets the same status everywhere: anything over a size
+/// or count cap is RESOURCE_EXHAUSTED, whichever service it reaches.
+#[tokio::test]
+async fn oversize_is_resource_exhausted_in_every_service() {
+    let s = TestServer::start_auth(vec![], &["alice"]).await;
+    let tok = s.token("alice", "push,read", 60).await;
+    let (mut b, _) = s.clients(Some(&tok));
+    let e = b
+        .push_addresses(v1::PushAddressesRequest {
+            addresses: vec!["x".into(); 10_001],
+            network: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    let e = b
+        .push_tapscript(v1::PushTapscriptRequest {
+            key: vec![2; 33],
+            leaves: vec![
+                v1::TapLeaf {
+                    leaf_version: 0xc0,
+                    script: vec![0x51],
+                };
+                10_001
+            ],
+            root_hash: vec![0; 32],
+            raw_key: vec![],
+            label: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    let e = b
+        .push_inventory(v1::PushInventoryRequest {
+            outputs: vec![v1::NodeOutput::default(); 16_385],
+            keys: vec![],
+            run_id: "r".into(),
+            complete: false,
+            source: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    s.stop().await;
+}

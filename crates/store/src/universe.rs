@@ -793,6 +793,60 @@ pub async fn list_universes(
     Ok(out)
 }
 
+/// One issuance universe's statistics (QueryAssetStats).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AssetStatRow {
+    pub universe_id: Vec<u8>,
+    pub asset_id: Option<Vec<u8>>,
+    pub group_key: Option<Vec<u8>>,
+    pub asset_name: String,
+    pub root_sum: i64,
+    /// The universe's first issuance proof, as stored (genesis facts).
+    pub first_proof: Vec<u8>,
+    /// Leaves (heads) of its issuance and transfer trees.
+    pub proofs: i64,
+}
+
+/// A page of issuance universes with their statistics, filtered and paged
+/// in SQL (first-seen order, or reverse).
+#[allow(clippy::too_many_arguments)]
+pub async fn asset_stats(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    name_filter: &str,
+    asset_id_filter: Option<&[u8]>,
+    offset: i64,
+    limit: i64,
+    descending: bool,
+) -> Result<Vec<AssetStatRow>, StoreError> {
+    let q = format!(
+        "SELECT u.universe_id, u.asset_id, u.group_key, u.asset_name,
+                COALESCE(r.root_sum, 0) AS root_sum,
+                (SELECT p.raw FROM universe_leaves l JOIN proofs p
+                   ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+                 WHERE l.tenant_id = u.tenant_id AND l.universe_id = u.universe_id
+                   AND l.proof_type = 1 ORDER BY l.id LIMIT 1) AS first_proof,
+                (SELECT count(*) FROM universe_heads h
+                 WHERE h.tenant_id = u.tenant_id AND h.universe_id = u.universe_id) AS proofs
+         FROM universes u
+         LEFT JOIN mssmt_roots r ON r.tenant_id = u.tenant_id
+              AND r.namespace = 'issuance-' || encode(u.universe_id, 'hex')
+         WHERE u.tenant_id = $1 AND u.proof_type = 1
+           AND ($2 = '' OR strpos(u.asset_name, $2) > 0)
+           AND ($3::BYTEA IS NULL OR u.asset_id = $3)
+         ORDER BY u.id {} OFFSET $4 LIMIT $5",
+        if descending { "DESC" } else { "ASC" }
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(q))
+        .bind(tenant)
+        .bind(name_filter)
+        .bind(asset_id_filter)
+        .bind(offset)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
 /// A stored leaf (its newest version).
 #[derive(Clone, Debug)]
 pub struct StoredLeaf {
