@@ -14,8 +14,8 @@ use tapvault_api::proto::tapvault_v1 as v1;
 use tapvault_api::proto::universerpc as upb;
 use tapvault_codec::backup::{AssetBackup, WalletBackup, VERSION_RAW};
 use tapvault_codec::primitives::sha256;
+use tapvault_codec::universe::universe_leaf_sum;
 use tapvault_codec::{File, ProofType};
-use tapvault_mssmt::universe::universe_leaf_sum;
 use tapvault_mssmt::MemTree;
 use tapvault_verify::Options;
 

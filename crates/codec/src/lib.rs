@@ -16,16 +16,14 @@ pub mod file;
 pub mod primitives;
 pub mod proof;
 pub mod tlv;
+pub mod universe;
 
 pub use address::{Address, AddressNetwork};
 pub use asset::{Asset, AssetId, Genesis, PrevId, SplitCommitment, SplitRoot, Witness};
 pub use backup::{
     AssetBackup, KeyDescriptorBackup, RehydrationHint, ScriptKeyBackup, WalletBackup,
 };
-pub use derived::{
-    burn_key, proof_type, universe_leaf_info, universe_leaf_key, ProofType, UniverseLeafInfo,
-    UniverseSubject,
-};
+pub use derived::burn_key;
 pub use error::{DecodeError, ErrorKind};
 pub use file::{File, FileEntry};
 pub use primitives::PubKey;
@@ -33,6 +31,9 @@ pub use proof::{
     AnchorTx, AssetProof, BlockHeader, CommitmentProof, GroupKeyReveal, MetaReveal, Proof,
     RawProof, StxoProof, TaprootAssetProof, TaprootProof, TapscriptPreimage, TapscriptProof,
     TxMerkleProof,
+};
+pub use universe::{
+    proof_type, universe_leaf_info, universe_leaf_key, ProofType, UniverseLeafInfo, UniverseSubject,
 };
 
 /// A blob that is either a single proof or a proof file.

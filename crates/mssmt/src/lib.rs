@@ -8,7 +8,6 @@ pub mod node;
 pub mod proof;
 pub mod store;
 pub mod tree;
-pub mod universe;
 
 pub use node::{
     bit, compacted_leaf_hash, empty_root, empty_tree, Hash, Node, SumOverflow, MAX_DEPTH,

@@ -1,7 +1,7 @@
 //! decode → check against the request → verify offline → a `NewLeaf`.
 
-use crate::keys::{LeafKey, Subject, UniverseId};
-use tapvault_codec::derived::universe_leaf_key;
+use crate::wire::{LeafKey, Subject, UniverseId};
+use tapvault_codec::universe::universe_leaf_key;
 use tapvault_codec::{Proof, ProofType, RawProof};
 use tapvault_store::universe::NewLeaf;
 use tapvault_verify::{verify_proof, Options};

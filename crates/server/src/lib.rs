@@ -10,10 +10,9 @@ pub mod backup_svc;
 pub mod errors;
 pub mod ingest;
 pub mod ingestor;
-pub mod keys;
 pub mod limits;
-pub mod marshal;
 pub mod metrics;
+pub mod wire;
 /// The private PostgreSQL cluster (lives in the store crate).
 pub use tapvault_store::cluster as pgembed;
 pub mod universe_svc;

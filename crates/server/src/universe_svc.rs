@@ -1,12 +1,12 @@
 //! The `universerpc.Universe` service, against the store.
 
 use crate::ingest::{check_request, prepare, VerifyLevel};
-use crate::keys::{asset_key_pb, id_pb, parse_id, parse_leaf_key, proof_type_pb, UniverseId};
-use crate::marshal;
 use crate::proto::universerpc::{self as pb, universe_server::Universe};
+use crate::wire;
+use crate::wire::{asset_key_pb, id_pb, parse_id, parse_leaf_key, proof_type_pb, UniverseId};
 use std::sync::Arc;
+use tapvault_codec::universe::{multiverse_leaf, universe_namespace};
 use tapvault_codec::{Proof, ProofType};
-use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
 use tapvault_mssmt::{MemTree, Node};
 use tapvault_store::universe as su;
 use tapvault_store::{Db, TenantId};
@@ -190,13 +190,13 @@ impl UniverseService {
             req: Some(req_key),
             universe_inclusion_proof: proof.encode(),
             asset_leaf: Some(pb::AssetLeaf {
-                asset: decoded.as_ref().map(marshal::asset_pb),
+                asset: decoded.as_ref().map(wire::asset_pb),
                 proof: leaf.raw,
             }),
             multiverse_root: Some(node_pb(&mroot)),
             multiverse_inclusion_proof: mproof.encode(),
             issuance_data: if ty == ProofType::Issuance {
-                decoded.as_ref().and_then(marshal::issuance_data)
+                decoded.as_ref().and_then(wire::issuance_data)
             } else {
                 None
             },
@@ -218,7 +218,7 @@ impl Universe for UniverseService {
     ) -> Result<Response<pb::MultiverseRootResponse>, Status> {
         let t = self.tenant(&req)?;
         let r = req.into_inner();
-        let ty = crate::keys::proof_type_of(r.proof_type)?
+        let ty = crate::wire::proof_type_of(r.proof_type)?
             .ok_or_else(|| Status::invalid_argument("proof_type must be ISSUANCE or TRANSFER"))?;
         let mut conn = self
             .db
@@ -392,7 +392,7 @@ impl Universe for UniverseService {
             has_more |= page.len() as i64 > limit;
             page.truncate(limit as usize);
             leaves.extend(page.into_iter().map(|l| pb::AssetLeaf {
-                asset: Proof::decode(&l.raw).ok().as_ref().map(marshal::asset_pb),
+                asset: Proof::decode(&l.raw).ok().as_ref().map(wire::asset_pb),
                 proof: l.raw,
             }));
         }

@@ -296,7 +296,7 @@ async fn stall(
         .unwrap()
         .unwrap();
     let ns =
-        tapvault_mssmt::universe::universe_namespace(&uid, tapvault_codec::ProofType::Issuance);
+        tapvault_codec::universe::universe_namespace(&uid, tapvault_codec::ProofType::Issuance);
     let mut tx = db.pool.begin().await.unwrap();
     tapvault_store::tree::lock_root(&mut tx, tid, &ns)
         .await

@@ -3,8 +3,9 @@
 
 mod common;
 use common::*;
+use tapvault_codec::universe::universe_leaf_sum;
 use tapvault_codec::Proof;
-use tapvault_mssmt::{universe::universe_leaf_sum, MemTree, Node};
+use tapvault_mssmt::{MemTree, Node};
 use tapvault_server::proto::universerpc as pb;
 use tapvault_server::VerifyLevel;
 use tonic::Code;
@@ -100,7 +101,7 @@ async fn every_regtest_vector_round_trips_and_roots_match_memory() {
                 } else {
                     tapvault_codec::ProofType::Transfer
                 };
-                let (v, sum) = tapvault_mssmt::universe::multiverse_leaf(pt, &r);
+                let (v, sum) = tapvault_codec::universe::multiverse_leaf(pt, &r);
                 mv.insert(*uid, &v, sum).unwrap();
             }
         }

@@ -7,7 +7,7 @@ use crate::tenants::TenantId;
 use crate::universe::{tree_root, type_from_code};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
+use tapvault_codec::universe::{multiverse_leaf, universe_namespace};
 use tapvault_mssmt::{LeafUpdate, MemTree, Node};
 
 /// One disagreement found.

@@ -12,8 +12,8 @@ use bitcoin::OutPoint;
 use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tapvault_codec::primitives::sha256;
+use tapvault_codec::universe::{multiverse_leaf, universe_namespace};
 use tapvault_codec::ProofType;
-use tapvault_mssmt::universe::{multiverse_leaf, universe_namespace};
 use tapvault_mssmt::{empty_root, CompressedProof, LeafUpdate, Node, Tree};
 
 pub fn type_code(t: ProofType) -> i16 {

@@ -12,7 +12,8 @@ pub mod vm;
 use bitcoin::hashes::Hash as _;
 use bitcoin::{BlockHash, OutPoint, Txid};
 use std::fmt;
-use tapvault_codec::derived::{burn_key, universe_leaf_info, ProofType, UniverseLeafInfo};
+use tapvault_codec::derived::burn_key;
+use tapvault_codec::universe::{universe_leaf_info, ProofType, UniverseLeafInfo};
 use tapvault_codec::{Asset, File, Proof, PubKey, RawProof};
 
 pub use commit::{asset_commitment_key, tap_commitment_key};

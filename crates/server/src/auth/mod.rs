@@ -3,19 +3,27 @@
 //! generated into the data dir on first start) or HS256; claims `sub`
 //! (tenant), `scope`, `exp`, `iat`, `nbf`, `jti`, `iss`/`aud` = "tapvault".
 
-use anyhow::{Context, Result};
-use jsonwebtoken::{
-    errors::ErrorKind as JwtErr, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+//!
+//! `jwt.rs`: keys, claims, issuing and the tenant/token records; `layer.rs`:
+//! the tower layer; `trusted.rs`: trusted networks; here: scopes, every
+//! method's rule, and the check itself.
+
+mod jwt;
+mod layer;
+mod trusted;
+
+pub use jwt::{
+    add_tenant, check_tenant_name, issue, list_tenants, list_tokens, revoke, tenant_id, Claims,
+    Keys, TenantRow, TokenRow, AUDIENCE, ISSUER,
 };
+pub use layer::{AuthLayer, AuthService};
+pub use trusted::TrustedNetwork;
+
+use jsonwebtoken::{errors::ErrorKind as JwtErr, Validation};
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::Arc;
 use tapvault_store::tenants::{self, TenantId};
 use tapvault_store::Db;
 use tonic::Status;
-
-pub const ISSUER: &str = "tapvault";
-pub const AUDIENCE: &str = "tapvault";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -58,160 +66,6 @@ impl Scope {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
-pub struct Claims {
-    pub sub: String,
-    pub scope: String,
-    pub exp: u64,
-    pub iat: u64,
-    pub nbf: u64,
-    pub jti: String,
-    pub iss: String,
-    pub aud: String,
-}
-
-/// Signing and verification keys.
-#[derive(Clone)]
-pub struct Keys {
-    alg: Algorithm,
-    enc: EncodingKey,
-    dec: DecodingKey,
-}
-
-impl Keys {
-    /// Ed25519 keys in `dir` (`jwt-ed25519.pem`, private, 0600; and
-    /// `jwt-ed25519.pub.pem`), generated on first use.
-    pub fn ed25519_in(dir: &Path) -> Result<Self> {
-        let sk = dir.join("jwt-ed25519.pem");
-        let pk = dir.join("jwt-ed25519.pub.pem");
-        if !sk.exists() {
-            std::fs::create_dir_all(dir)?;
-            let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-                .context("generating an Ed25519 key")?;
-            crate::tls::write_private(&sk, kp.serialize_pem().as_bytes())?;
-            std::fs::write(&pk, kp.public_key_pem())?;
-        }
-        let sk_pem = std::fs::read(&sk).with_context(|| format!("reading {}", sk.display()))?;
-        let pk_pem = std::fs::read(&pk).with_context(|| format!("reading {}", pk.display()))?;
-        Ok(Keys {
-            alg: Algorithm::EdDSA,
-            enc: EncodingKey::from_ed_pem(&sk_pem).context("JWT signing key")?,
-            dec: DecodingKey::from_ed_pem(&pk_pem).context("JWT verification key")?,
-        })
-    }
-
-    /// HS256 with a shared secret (at least 32 bytes).
-    pub fn hs256(secret: &[u8]) -> Result<Self> {
-        anyhow::ensure!(secret.len() >= 32, "HS256 secret must be at least 32 bytes");
-        Ok(Keys {
-            alg: Algorithm::HS256,
-            enc: EncodingKey::from_secret(secret)?,
-            dec: DecodingKey::from_secret(secret)?,
-        })
-    }
-
-    pub fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-
-    pub fn sign(&self, claims: &Claims) -> Result<String> {
-        Ok(jsonwebtoken::encode(
-            &Header::new(self.alg),
-            claims,
-            &self.enc,
-        )?)
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Issues a token for an existing tenant and records its jti.
-pub async fn issue(
-    db: &Db,
-    keys: &Keys,
-    tenant: &str,
-    scopes: &[Scope],
-    ttl_secs: u64,
-) -> Result<(String, Claims)> {
-    let tid = tenant_id(db, tenant).await?.ok_or_else(|| {
-        anyhow::anyhow!("unknown tenant {tenant:?} (add it with `tapvault tenant add`)")
-    })?;
-    let iat = now();
-    let claims = Claims {
-        sub: tenant.to_string(),
-        scope: scopes
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        exp: iat + ttl_secs,
-        iat,
-        nbf: iat,
-        jti: hex::encode(rand::random::<[u8; 16]>()),
-        iss: ISSUER.into(),
-        aud: AUDIENCE.into(),
-    };
-    let token = keys.sign(&claims)?;
-    tenants::record_token(db, &claims.jti, tid, &claims.scope, claims.exp as i64).await?;
-    Ok((token, claims))
-}
-
-/// Revokes an active token; with `tenant`, only one of that tenant's.
-/// False when there is no such unrevoked token.
-pub async fn revoke(db: &Db, jti: &str, tenant: Option<TenantId>) -> Result<bool> {
-    Ok(tenants::revoke_token(db, jti, tenant).await?)
-}
-
-/// Tenant names: 1-64 characters of `[A-Za-z0-9-_.]` (they appear in
-/// tokens, logs and file names).
-pub fn check_tenant_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(format!(
-            "bad tenant name {name:?}: use 1-64 characters of [A-Za-z0-9-_.]"
-        ));
-    }
-    Ok(())
-}
-
-/// Adds a tenant if absent: (id, whether it existed).
-pub async fn add_tenant(db: &Db, name: &str) -> Result<(TenantId, bool)> {
-    check_tenant_name(name).map_err(anyhow::Error::msg)?;
-    if let Some(id) = tenant_id(db, name).await? {
-        return Ok((id, true));
-    }
-    Ok((tenants::ensure_tenant(db, name).await?, false))
-}
-
-pub async fn tenant_id(db: &Db, name: &str) -> Result<Option<TenantId>> {
-    Ok(tenants::tenant_id(db, name).await?)
-}
-
-pub use tenants::{TenantRow, TokenRow};
-
-/// Every tenant with its active tokens.
-pub async fn list_tenants(db: &Db) -> Result<Vec<TenantRow>> {
-    Ok(tenants::list_tenants(db).await?)
-}
-
-/// Tokens of one tenant (or all), newest first.
-pub async fn list_tokens(
-    db: &Db,
-    tenant: Option<TenantId>,
-    include_inactive: bool,
-) -> Result<Vec<TokenRow>> {
-    Ok(tenants::list_tokens(db, tenant, include_inactive).await?)
-}
-
 /// Who a request acts as.
 #[derive(Clone, Debug)]
 pub struct Principal {
@@ -219,67 +73,6 @@ pub struct Principal {
     pub scopes: Vec<Scope>,
     /// Acts for the operator tenant: may manage every tenant.
     pub operator: bool,
-}
-
-/// A network range whose credential-less calls act as one tenant.
-#[derive(Clone, Debug)]
-pub struct TrustedNetwork {
-    pub net: IpAddr,
-    pub prefix: u8,
-    pub tenant: String,
-}
-
-impl TrustedNetwork {
-    /// `10.8.0.0/24=alice`
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (cidr, tenant) = s.split_once('=').ok_or("expected CIDR=tenant")?;
-        let (ip, prefix) = cidr
-            .split_once('/')
-            .ok_or("expected a CIDR like 10.8.0.0/24")?;
-        let net: IpAddr = ip
-            .parse()
-            .map_err(|e| format!("bad network address {ip:?}: {e}"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .map_err(|e| format!("bad prefix {prefix:?}: {e}"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        if prefix > max || tenant.is_empty() {
-            return Err(format!("bad trusted network {s:?}"));
-        }
-        Ok(TrustedNetwork {
-            net,
-            prefix,
-            tenant: tenant.to_string(),
-        })
-    }
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match (self.net, ip) {
-            (IpAddr::V4(_), IpAddr::V6(v6)) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            (_, ip) => ip,
-        };
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                (u32::from(n) & mask) == (u32::from(a) & mask)
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                (u128::from(n) & mask) == (u128::from(a) & mask)
-            }
-            _ => false,
-        }
-    }
 }
 
 /// How requests are authenticated.
@@ -523,97 +316,5 @@ pub fn access_for_path(path: &str) -> Option<Access> {
             token(Scope::Read, false)
         }
         _ => None,
-    }
-}
-
-/// Tower layer enforcing [`Authenticator`] on every gRPC call but health.
-#[derive(Clone)]
-pub struct AuthLayer {
-    pub auth: Arc<Authenticator>,
-}
-
-impl<S> tower::Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            auth: self.auth.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    auth: Arc<Authenticator>,
-}
-
-type BoxBody = tonic::body::Body;
-
-impl<S> tower::Service<http::Request<BoxBody>> for AuthService<S>
-where
-    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<BoxBody>) -> Self::Future {
-        // Take the ready service, leave a clone (tower's readiness contract).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = self.auth.clone();
-        Box::pin(async move {
-            let path = req.uri().path().to_string();
-            let (need, universe) = match access_for_path(&path) {
-                Some(Access::Open) => return inner.call(req).await,
-                Some(Access::Token { scope, universe }) => (scope, universe),
-                None => {
-                    return Ok(Status::permission_denied(format!(
-                        "method {path} is not offered to any credentials"
-                    ))
-                    .into_http())
-                }
-            };
-            let header = req
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let remote = req
-                .extensions()
-                .get::<tonic::transport::server::TcpConnectInfo>()
-                .and_then(|i| i.remote_addr())
-                .or_else(|| {
-                    req.extensions()
-                        .get::<tonic::transport::server::TlsConnectInfo<
-                            tonic::transport::server::TcpConnectInfo,
-                        >>()
-                        .and_then(|i| i.get_ref().remote_addr())
-                })
-                .map(|a| a.ip());
-            let remote = remote.filter(|_| universe);
-            match auth.check(header.as_deref(), remote, need).await {
-                Ok(p) => {
-                    req.extensions_mut().insert(p.tenant);
-                    req.extensions_mut().insert(p);
-                    inner.call(req).await
-                }
-                Err(status) => Ok(status.into_http()),
-            }
-        })
     }
 }
