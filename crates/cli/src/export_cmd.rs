@@ -6,8 +6,8 @@ use crate::admin_cmd::{with_db, StoreArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tapvault_server::backup_svc::{address_row, check_tapscript, prepare_tapbak};
-use tapvault_server::ingest::{prepare, VerifyLevel};
+use tapvault_server::checks::{address_row, check_tapscript, prepare_tapbak};
+use tapvault_server::checks::{prepare, VerifyLevel};
 use tapvault_store::export::{self, Export, Prepared};
 
 #[derive(Args, Debug)]
@@ -80,7 +80,7 @@ pub fn prepare_import(ex: &Export, level: VerifyLevel) -> Result<Prepared> {
     let mut leaves = Vec::with_capacity(ex.proofs.len());
     for (i, p) in ex.proofs.iter().enumerate() {
         let (_, mut leaf) =
-            prepare(&p.raw, level).map_err(|s| anyhow::anyhow!("proof {i}: {}", s.message()))?;
+            prepare(&p.raw, level).map_err(|e| anyhow::anyhow!("proof {i}: {e}"))?;
         leaf.received_at = Some(p.received_at);
         leaves.push(leaf);
     }
@@ -99,7 +99,7 @@ pub fn prepare_import(ex: &Export, level: VerifyLevel) -> Result<Prepared> {
             }
         } else {
             prepare_tapbak(&b.raw, level)
-                .map_err(|s| anyhow::anyhow!("wallet backup {i}: {}", s.message()))?
+                .map_err(|e| anyhow::anyhow!("wallet backup {i}: {e}"))?
                 .1
         };
         nb.source = b.source.clone();

@@ -3,6 +3,7 @@
 //! manages its own tokens; the operator tenant's admins manage everyone.
 
 use crate::auth::{self, Keys, Principal, Scope};
+use crate::errors::ApiError;
 use crate::proto::tapvault_v1::{self as pb, admin_server::Admin};
 use tapvault_store::Db;
 use tapvault_store::TenantId;
@@ -20,7 +21,7 @@ fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
     req.extensions()
         .get::<Principal>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing credentials"))
+        .ok_or_else(|| ApiError::unauthenticated("missing credentials").into())
 }
 
 fn internal(e: anyhow::Error) -> Status {
@@ -38,18 +39,18 @@ impl AdminService {
             let own = tapvault_store::tenants::tenant_name(&self.db, p.tenant)
                 .await
                 .map_err(crate::errors::store_err)?;
-            let own =
-                own.ok_or_else(|| Status::permission_denied("the caller's tenant is gone"))?;
+            let own = own.ok_or_else(|| ApiError::denied("the caller's tenant is gone"))?;
             return Ok((p.tenant, own));
         }
         let id = auth::tenant_id(&self.db, name).await.map_err(internal)?;
         match id {
             Some(id) if id == p.tenant || p.operator => Ok((id, name.to_string())),
             // Whether another tenant exists is not a tenant admin's business.
-            _ if !p.operator => Err(Status::permission_denied(OPERATOR_ONLY)),
-            _ => Err(Status::not_found(format!(
+            _ if !p.operator => Err(ApiError::denied(OPERATOR_ONLY).into()),
+            _ => Err(ApiError::not_found(format!(
                 "unknown tenant {name:?} (add it with AddTenant)"
-            ))),
+            ))
+            .into()),
         }
     }
 }
@@ -62,10 +63,10 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::AddTenantResponse>, Status> {
         let p = principal(&req)?;
         if !p.operator {
-            return Err(Status::permission_denied(OPERATOR_ONLY));
+            return Err(ApiError::denied(OPERATOR_ONLY).into());
         }
         let name = req.into_inner().name;
-        auth::check_tenant_name(&name).map_err(Status::invalid_argument)?;
+        auth::check_tenant_name(&name).map_err(ApiError::invalid)?;
         let (id, existed) = auth::add_tenant(&self.db, &name).await.map_err(internal)?;
         if !existed {
             tracing::info!("tenant {name:?} added over the API");
@@ -101,12 +102,13 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let scopes = Scope::parse_list(&r.scopes.join(",")).map_err(Status::invalid_argument)?;
+        let scopes = Scope::parse_list(&r.scopes.join(",")).map_err(ApiError::invalid)?;
         if r.ttl_seconds == 0 || r.ttl_seconds > MAX_TTL_SECS {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid(format!(
                 "ttl_seconds must be between 1 and {MAX_TTL_SECS} (ten years), got {}",
                 r.ttl_seconds
-            )));
+            ))
+            .into());
         }
         let (_, tenant) = self.target(&p, &r.tenant).await?;
         let (token, claims) = auth::issue(&self.db, &self.keys, &tenant, &scopes, r.ttl_seconds)
@@ -148,17 +150,18 @@ impl Admin for AdminService {
         let p = principal(&req)?;
         let jti = req.into_inner().jti;
         if jti.is_empty() {
-            return Err(Status::invalid_argument("jti is required"));
+            return Err(ApiError::invalid("jti is required").into());
         }
         let scope = (!p.operator).then_some(p.tenant);
         if !auth::revoke(&self.db, &jti, scope)
             .await
             .map_err(internal)?
         {
-            return Err(Status::not_found(format!(
+            return Err(ApiError::not_found(format!(
                 "no active token with jti {jti}{}",
                 if p.operator { "" } else { " in your tenant" }
-            )));
+            ))
+            .into());
         }
         tracing::info!("token {jti} revoked over the API");
         Ok(Response::new(pb::RevokeTokenResponse {}))
@@ -170,18 +173,19 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::QuotaInfo>, Status> {
         let p = principal(&req)?;
         if !p.operator {
-            return Err(Status::permission_denied(
+            return Err(ApiError::denied(
                 "only the operator tenant's admin tokens (serve --operator-tenant) set quotas",
-            ));
+            )
+            .into());
         }
         let r = req.into_inner();
         if r.max_bytes < 0 || r.max_items < 0 {
-            return Err(Status::invalid_argument(
-                "max_bytes and max_items must be >= 0 (0: no limit)",
-            ));
+            return Err(
+                ApiError::invalid("max_bytes and max_items must be >= 0 (0: no limit)").into(),
+            );
         }
         if r.tenant.is_empty() {
-            return Err(Status::invalid_argument("tenant is required"));
+            return Err(ApiError::invalid("tenant is required").into());
         }
         let (tid, tenant) = self.target(&p, &r.tenant).await?;
         let lim = |v: i64| (v > 0).then_some(v);

@@ -3,7 +3,11 @@
 //! recovery needs. Every push is validated completely before anything is
 //! written, and written in one transaction.
 
-use crate::ingest::{new_leaf, VerifyLevel};
+use crate::checks::{
+    address_row, check_tapscript, decode_leaves, file_leaves, network_name, prepare_tapbak,
+    VerifyLevel,
+};
+use crate::errors::ApiError;
 use crate::proto::tapvault_v1::{self as pb, backup_server::Backup};
 use crate::universe_svc::{page, store_err};
 use bitcoin::OutPoint;
@@ -11,10 +15,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use tapvault_codec::backup::{is_tapbak, WalletBackup};
 use tapvault_codec::primitives::sha256;
-use tapvault_codec::{Address, AddressNetwork, File, RawProof};
+use tapvault_codec::{AddressNetwork, File};
 use tapvault_store::backup as sb;
 use tapvault_store::inventory as si;
-use tapvault_store::universe::{InsertOutcome, InsertResult, NewLeaf};
+use tapvault_store::universe::{InsertOutcome, InsertResult};
 use tapvault_store::{Db, TenantId};
 use tonic::{Request, Response, Status};
 
@@ -35,7 +39,7 @@ fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
     req.extensions()
         .get::<TenantId>()
         .copied()
-        .ok_or_else(|| Status::unauthenticated("missing credentials"))
+        .ok_or_else(|| ApiError::unauthenticated("missing credentials").into())
 }
 
 /// A key given as 33-byte compressed or 32-byte x-only: its x coordinate.
@@ -43,24 +47,25 @@ pub fn key_x(b: &[u8], what: &str) -> Result<[u8; 32], Status> {
     match b.len() {
         33 => {
             tapvault_codec::PubKey::from_slice(b)
-                .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+                .map_err(|e| ApiError::invalid(format!("{what}: {e}")))?;
             let mut x = [0u8; 32];
             x.copy_from_slice(&b[1..]);
             Ok(x)
         }
         32 => Ok(b.try_into().unwrap_or([0; 32])),
-        n => Err(Status::invalid_argument(format!(
+        n => Err(ApiError::invalid(format!(
             "{what} must be 33 (compressed) or 32 (x-only) bytes, got {n}"
-        ))),
+        ))
+        .into()),
     }
 }
 
 pub fn outpoint_of(o: Option<&pb::OutPoint>, what: &str) -> Result<OutPoint, Status> {
-    let o = o.ok_or_else(|| Status::invalid_argument(format!("{what} is required")))?;
+    let o = o.ok_or_else(|| ApiError::invalid(format!("{what} is required")))?;
     let txid = o
         .txid
         .parse::<bitcoin::Txid>()
-        .map_err(|e| Status::invalid_argument(format!("{what}.txid {:?}: {e}", o.txid)))?;
+        .map_err(|e| ApiError::invalid(format!("{what}.txid {:?}: {e}", o.txid)))?;
     Ok(OutPoint { txid, vout: o.vout })
 }
 
@@ -68,15 +73,6 @@ pub fn outpoint_pb(o: &OutPoint) -> pb::OutPoint {
     pb::OutPoint {
         txid: o.txid.to_string(),
         vout: o.vout,
-    }
-}
-
-fn network_name(n: AddressNetwork) -> &'static str {
-    match n {
-        AddressNetwork::Mainnet => "mainnet",
-        AddressNetwork::Testnet => "testnet",
-        AddressNetwork::Regtest => "regtest",
-        AddressNetwork::Simnet => "simnet",
     }
 }
 
@@ -88,48 +84,16 @@ fn counts(results: &[InsertResult]) -> (u32, u32) {
     (new, results.len() as u32 - new)
 }
 
-/// Decodes and verifies a proof file; the leaves to file, genesis first.
-fn file_leaves(
-    bytes: &[u8],
-    level: VerifyLevel,
-    what: &str,
-) -> Result<(File, Vec<RawProof>, Vec<NewLeaf>), Status> {
-    let f = File::decode(bytes)
-        .map_err(|e| Status::invalid_argument(format!("{what}: invalid proof file: {e}")))?;
-    if f.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "{what}: the proof file holds no proofs"
-        )));
-    }
-    let proofs = f
-        .decode_proofs()
-        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
-    for (i, p) in proofs.iter().enumerate() {
-        crate::ingest::check_unknown(&p.proof)
-            .map_err(|e| Status::new(e.code(), format!("{what}: proof {i}: {}", e.message())))?;
-    }
-    if let Some(opts) = level.options() {
-        tapvault_verify::verify_chain(&proofs, opts).map_err(|e| {
-            Status::invalid_argument(format!(
-                "{what}: proof file failed verification ({}): {e}",
-                e.check().title()
-            ))
-        })?;
-    }
-    let leaves = proofs.iter().map(new_leaf).collect();
-    Ok((f, proofs, leaves))
-}
-
 fn locator_of(l: Option<&pb::KeyLocator>, what: &str) -> Result<Option<si::Locator>, Status> {
     let Some(l) = l else { return Ok(None) };
     key_x(&l.raw_key, what)?;
-    let raw_key: [u8; 33] = l.raw_key.as_slice().try_into().map_err(|_| {
-        Status::invalid_argument(format!("{what} must be a 33-byte compressed key"))
-    })?;
+    let raw_key: [u8; 33] = l
+        .raw_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::invalid(format!("{what} must be a 33-byte compressed key")))?;
     if l.family < 0 || l.index < 0 {
-        return Err(Status::invalid_argument(format!(
-            "{what}: family and index must be >= 0"
-        )));
+        return Err(ApiError::invalid(format!("{what}: family and index must be >= 0")).into());
     }
     Ok(Some(si::Locator {
         raw_key,
@@ -151,25 +115,28 @@ pub fn node_output(o: &pb::NodeOutput, i: usize) -> Result<si::NodeOutput, Statu
     let what = |f: &str| format!("outputs[{i}].{f}");
     let anchor = outpoint_of(o.anchor.as_ref(), &what("anchor"))?;
     key_x(&o.script_key, &what("script_key"))?;
-    let script_key: [u8; 33] = o.script_key.as_slice().try_into().map_err(|_| {
-        Status::invalid_argument(format!("{} must be 33 bytes", what("script_key")))
-    })?;
-    let asset_id: [u8; 32] =
-        o.asset_id.as_slice().try_into().map_err(|_| {
-            Status::invalid_argument(format!("{} must be 32 bytes", what("asset_id")))
-        })?;
+    let script_key: [u8; 33] = o
+        .script_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::invalid(format!("{} must be 33 bytes", what("script_key"))))?;
+    let asset_id: [u8; 32] = o
+        .asset_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::invalid(format!("{} must be 32 bytes", what("asset_id"))))?;
     if !(0..=6).contains(&o.script_key_type) {
-        return Err(Status::invalid_argument(format!(
+        return Err(ApiError::invalid(format!(
             "{} {} is not a tapd script key type (0-6)",
             what("script_key_type"),
             o.script_key_type
-        )));
+        ))
+        .into());
     }
     if o.script_key_tweak.len() > 32 {
-        return Err(Status::invalid_argument(format!(
-            "{} is over 32 bytes",
-            what("script_key_tweak")
-        )));
+        return Err(
+            ApiError::invalid(format!("{} is over 32 bytes", what("script_key_tweak"))).into(),
+        );
     }
     Ok(si::NodeOutput {
         anchor,
@@ -210,19 +177,16 @@ fn key_row(k: &pb::KeyInfo, i: usize) -> Result<si::KeyRow, Status> {
     let what = |f: &str| format!("keys[{i}].{f}");
     key_x(&k.key, &what("key"))?;
     let kind = si::KeyKind::parse(&k.kind).ok_or_else(|| {
-        Status::invalid_argument(format!(
+        ApiError::invalid(format!(
             "{} must be \"script\" or \"internal\", got {:?}",
             what("kind"),
             k.kind
         ))
     })?;
     let locator = locator_of(k.locator.as_ref(), &what("locator"))?
-        .ok_or_else(|| Status::invalid_argument(format!("{} is required", what("locator"))))?;
+        .ok_or_else(|| ApiError::invalid(format!("{} is required", what("locator"))))?;
     if k.tweak.len() > 32 {
-        return Err(Status::invalid_argument(format!(
-            "{} is over 32 bytes",
-            what("tweak")
-        )));
+        return Err(ApiError::invalid(format!("{} is over 32 bytes", what("tweak"))).into());
     }
     Ok(si::KeyRow {
         kind,
@@ -256,80 +220,6 @@ pub fn backup_info_pb(b: &sb::BackupInfo) -> pb::WalletBackupInfo {
     }
 }
 
-/// Validates a TAPBAK blob completely; the rows to store.
-pub fn prepare_tapbak(
-    raw: &[u8],
-    level: VerifyLevel,
-) -> Result<(WalletBackup, sb::NewBackup), Status> {
-    let wb = WalletBackup::decode(raw)
-        .map_err(|e| Status::invalid_argument(format!("invalid wallet backup: {e}")))?;
-    let mut entries = Vec::with_capacity(wb.assets.len());
-    let mut leaves: Vec<NewLeaf> = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, a) in wb.assets.iter().enumerate() {
-        let what = format!("backup asset {i}");
-        let proofs = if let Some(fb) = &a.proof_file {
-            let (_, rps, ls) = file_leaves(fb, level, &what)?;
-            // The file must end at the output the entry describes.
-            let last = &rps[rps.len() - 1].proof;
-            let at = OutPoint {
-                txid: last.anchor_tx.txid(),
-                vout: last.inclusion_proof.output_index,
-            };
-            if at != a.anchor_outpoint || last.asset.script_key != a.asset.script_key {
-                return Err(Status::invalid_argument(format!(
-                        "{what}: its proof file ends at {at} (script key {}), not at the entry's output {} (script key {})",
-                        last.asset.script_key, a.anchor_outpoint, a.asset.script_key
-                    )));
-            }
-            for l in ls {
-                if seen.insert(sha256(&[&l.raw])) {
-                    leaves.push(l);
-                }
-            }
-            "full"
-        } else if let Some(sb) = &a.stripped_proof_file {
-            // Stripped proofs lack the chain data needed to verify or
-            // file them; keep them in the blob, check the framing.
-            File::decode(sb).map_err(|e| {
-                Status::invalid_argument(format!("{what}: invalid stripped proof file: {e}"))
-            })?;
-            "stripped"
-        } else {
-            "none"
-        };
-        let sk = a.script_key.as_ref();
-        let ik = a.anchor_internal_key.as_ref();
-        entries.push(sb::EntryRow {
-            asset_id: a.asset.id(),
-            group_key: a.asset.group_key.map(|g| g.0),
-            amount: a.asset.amount,
-            script_key: a.asset.script_key.0,
-            anchor: a.anchor_outpoint,
-            anchor_height: a.anchor_block_height,
-            script_key_family: sk.map(|k| k.family),
-            script_key_index: sk.map(|k| k.index),
-            script_raw_key: sk.and_then(|k| k.raw_pub_key).map(|k| k.0),
-            script_key_tweak: sk.and_then(|k| k.tweak.clone()),
-            internal_key: ik.map(|k| k.pub_key.0),
-            internal_key_family: ik.map(|k| k.family),
-            internal_key_index: ik.map(|k| k.index),
-            proofs,
-        });
-    }
-    let nb = sb::NewBackup {
-        kind: "tapbak",
-        version: Some(wb.version),
-        sha256: sha256(&[raw]),
-        raw: raw.to_vec(),
-        source: String::new(),
-        received_at: None,
-        entries,
-        leaves,
-    };
-    Ok((wb, nb))
-}
-
 #[tonic::async_trait]
 impl Backup for BackupService {
     async fn push_wallet_backup(
@@ -339,7 +229,7 @@ impl Backup for BackupService {
         let t = tenant(&req)?;
         let r = req.into_inner();
         if r.backup.is_empty() {
-            return Err(Status::invalid_argument("backup is empty"));
+            return Err(ApiError::invalid("backup is empty").into());
         }
         if r.backup.len() > MAX_BACKUP_BYTES {
             return Err(crate::errors::too_large(format!(
@@ -348,7 +238,7 @@ impl Backup for BackupService {
             )));
         }
         if r.source.len() > 256 {
-            return Err(Status::invalid_argument("source is over 256 bytes"));
+            return Err(ApiError::invalid("source is over 256 bytes").into());
         }
         let (version, num_assets, mut nb) = if r.opaque {
             let nb = sb::NewBackup {
@@ -364,9 +254,9 @@ impl Backup for BackupService {
             (0, 0, nb)
         } else {
             if !is_tapbak(&r.backup) {
-                return Err(Status::invalid_argument(
+                return Err(ApiError::invalid(
                     "not a TAPBAK wallet backup (bad magic); set opaque = true to store an encrypted backup file as-is",
-                ));
+                ).into());
             }
             // Decoding and verifying a large blob is CPU work: keep it off
             // the async workers.
@@ -400,7 +290,7 @@ impl Backup for BackupService {
         let t = tenant(&req)?;
         let r = req.into_inner();
         if r.addresses.is_empty() {
-            return Err(Status::invalid_argument("no addresses given"));
+            return Err(ApiError::invalid("no addresses given").into());
         }
         if r.addresses.len() > MAX_ADDRESSES_PER_CALL {
             return Err(crate::errors::too_large(format!(
@@ -415,9 +305,10 @@ impl Backup for BackupService {
             "regtest" => Some(AddressNetwork::Regtest),
             "simnet" => Some(AddressNetwork::Simnet),
             o => {
-                return Err(Status::invalid_argument(format!(
+                return Err(ApiError::invalid(format!(
                     "unknown network {o:?} (mainnet, testnet, regtest, simnet)"
-                )))
+                ))
+                .into())
             }
         };
         let mut conn = self
@@ -430,29 +321,32 @@ impl Backup for BackupService {
         drop(conn);
         let mut rows = Vec::with_capacity(r.addresses.len());
         for (i, s) in r.addresses.iter().enumerate() {
-            let (network, row) = address_row(s)
-                .map_err(|e| Status::invalid_argument(format!("address {i}: {e}")))?;
+            let (network, row) =
+                address_row(s).map_err(|e| ApiError::invalid(format!("address {i}: {e}")))?;
             let net = network_name(network);
             if let Some(w) = want {
                 if network != w {
-                    return Err(Status::invalid_argument(format!(
+                    return Err(ApiError::invalid(format!(
                         "address {i} is a {net} address, not {}",
                         network_name(w)
-                    )));
+                    ))
+                    .into());
                 }
             }
             if let Some(h) = &held {
                 if h != net {
-                    return Err(Status::invalid_argument(format!(
+                    return Err(ApiError::invalid(format!(
                         "address {i} is a {net} address but this tenant's addresses are {h}"
-                    )));
+                    ))
+                    .into());
                 }
             }
             if let Some(first) = rows.first().map(|r: &sb::AddressRow| r.network.clone()) {
                 if first != net {
-                    return Err(Status::invalid_argument(format!(
+                    return Err(ApiError::invalid(format!(
                         "address {i} is a {net} address, address 0 is {first}: one network per call"
-                    )));
+                    ))
+                    .into());
                 }
             }
             rows.push(row);
@@ -475,9 +369,7 @@ impl Backup for BackupService {
         let r = req.into_inner();
         let kx = key_x(&r.key, "key")?;
         if r.leaves.is_empty() {
-            return Err(Status::invalid_argument(
-                "a tapscript tree needs at least one leaf",
-            ));
+            return Err(ApiError::invalid("a tapscript tree needs at least one leaf").into());
         }
         if r.leaves.len() > MAX_TAPSCRIPT_LEAVES {
             return Err(crate::errors::too_large(format!(
@@ -486,12 +378,12 @@ impl Backup for BackupService {
             )));
         }
         if r.label.len() > 256 {
-            return Err(Status::invalid_argument("label is over 256 bytes"));
+            return Err(ApiError::invalid("label is over 256 bytes").into());
         }
         let mut enc = Vec::new();
         for (i, l) in r.leaves.iter().enumerate() {
             let v = u8::try_from(l.leaf_version).map_err(|_| {
-                Status::invalid_argument(format!(
+                ApiError::invalid(format!(
                     "leaf {i}: leaf version {:#x} is over 0xff",
                     l.leaf_version
                 ))
@@ -500,7 +392,7 @@ impl Backup for BackupService {
             tapvault_codec::tlv::write_var_bytes(&mut enc, &l.script);
         }
         let root_hash: [u8; 32] = r.root_hash.as_slice().try_into().map_err(|_| {
-            Status::invalid_argument(format!(
+            ApiError::invalid(format!(
                 "root_hash must be 32 bytes, got {}",
                 r.root_hash.len()
             ))
@@ -512,7 +404,7 @@ impl Backup for BackupService {
                 tapvault_codec::PubKey::from_slice(&r.raw_key)
                     .ok()
                     .filter(|k| !k.is_zero())
-                    .ok_or_else(|| Status::invalid_argument("raw_key is not a valid 33-byte key"))?
+                    .ok_or_else(|| ApiError::invalid("raw_key is not a valid 33-byte key"))?
                     .0,
             )
         };
@@ -524,7 +416,7 @@ impl Backup for BackupService {
             label: r.label,
             received_at: None,
         };
-        check_tapscript(&row).map_err(Status::invalid_argument)?;
+        check_tapscript(&row).map_err(ApiError::invalid)?;
         let root = row.root_hash;
         let new = sb::insert_tapscript(&self.db, t, &row)
             .await
@@ -542,7 +434,7 @@ impl Backup for BackupService {
         let t = tenant(&req)?;
         let r = req.into_inner();
         if r.proof_file.is_empty() {
-            return Err(Status::invalid_argument("proof_file is empty"));
+            return Err(ApiError::invalid("proof_file is empty").into());
         }
         let level = self.verify;
         let (_, _, leaves) =
@@ -575,19 +467,20 @@ impl Backup for BackupService {
             }
             Some(Selector::Txid(s)) => sb::LeafFilter::Txid(
                 s.parse()
-                    .map_err(|e| Status::invalid_argument(format!("txid {s:?}: {e}")))?,
+                    .map_err(|e| ApiError::invalid(format!("txid {s:?}: {e}")))?,
             ),
             Some(Selector::AssetId(id)) => {
                 sb::LeafFilter::AssetId(id.as_slice().try_into().map_err(|_| {
-                    Status::invalid_argument(format!("asset_id must be 32 bytes, got {}", id.len()))
+                    ApiError::invalid(format!("asset_id must be 32 bytes, got {}", id.len()))
                 })?)
             }
             Some(Selector::GroupKey(k)) => sb::LeafFilter::GroupKey(key_x(k, "group_key")?),
             Some(Selector::All(true)) => sb::LeafFilter::All,
             Some(Selector::All(false)) | None => {
-                return Err(Status::invalid_argument(
+                return Err(ApiError::invalid(
                     "choose leaves by script_key, outpoint, txid, asset_id, group_key or all",
-                ))
+                )
+                .into())
             }
         };
         let (offset, limit) = page(r.offset, r.limit)?;
@@ -644,10 +537,11 @@ impl Backup for BackupService {
             .await
             .map_err(store_err)?
         else {
-            return Err(Status::not_found(format!(
+            return Err(ApiError::not_found(format!(
                 "no proof stored for output {op} with script key {}",
                 hex::encode(kx)
-            )));
+            ))
+            .into());
         };
         let sk = tapvault_codec::Proof::decode(&tip)
             .map_err(|e| crate::errors::internal("stored proof does not decode", e))?
@@ -732,10 +626,11 @@ impl Backup for BackupService {
             .await
             .map_err(store_err)?
         else {
-            return Err(Status::not_found(match id {
+            return Err(ApiError::not_found(match id {
                 Some(i) => format!("no wallet backup with id {i}"),
                 None => format!("no {kind} wallet backup stored yet"),
-            }));
+            })
+            .into());
         };
         Ok(Response::new(pb::GetWalletBackupResponse {
             info: Some(backup_info_pb(&info)),
@@ -834,9 +729,10 @@ impl Backup for BackupService {
         let t = tenant(&req)?;
         let r = req.into_inner();
         if r.run_id.is_empty() || r.run_id.len() > 64 {
-            return Err(Status::invalid_argument(
+            return Err(ApiError::invalid(
                 "run_id must be 1-64 characters naming the collection run",
-            ));
+            )
+            .into());
         }
         if r.outputs.len() > MAX_INVENTORY_PER_CALL || r.keys.len() > MAX_INVENTORY_PER_CALL {
             return Err(crate::errors::too_large(format!(
@@ -1032,86 +928,4 @@ impl Backup for BackupService {
             newest_opaque_backup: opaque.as_ref().map(|(i, _)| backup_info_pb(i)),
         }))
     }
-}
-
-/// Checks a tapscript tree: valid leaf versions, the leaves hash to the
-/// claimed root, and (with a raw key) the raw key tweaked by the root is
-/// the tree's key.
-pub fn check_tapscript(row: &sb::TapscriptRow) -> Result<(), String> {
-    let leaves = decode_leaves(&row.leaves).map_err(|e| format!("leaves: {e}"))?;
-    if leaves.is_empty() {
-        return Err("a tapscript tree needs at least one leaf".into());
-    }
-    let mut refs: Vec<(u8, &[u8])> = Vec::with_capacity(leaves.len());
-    for (i, l) in leaves.iter().enumerate() {
-        let v = l.leaf_version as u8;
-        if v & 1 != 0 {
-            return Err(format!(
-                "leaf {i}: leaf version {v:#x} is not a valid tapscript leaf version (must be even)"
-            ));
-        }
-        refs.push((v, &l.script));
-    }
-    let root = tapvault_verify::taproot::assemble_tapscript_root(&refs)
-        .ok_or_else(|| "empty tree".to_string())?;
-    if root != row.root_hash {
-        return Err(format!(
-            "the leaves hash to root {}, not the claimed root {}",
-            hex::encode(root),
-            hex::encode(row.root_hash)
-        ));
-    }
-    if let Some(rk) = &row.raw_key {
-        let pk = tapvault_codec::PubKey(*rk)
-            .to_secp()
-            .ok_or_else(|| "raw_key is not a valid key".to_string())?;
-        let out = tapvault_verify::taproot::taproot_output_key(&pk, Some(&root))
-            .ok_or_else(|| "raw_key cannot be tweaked".to_string())?;
-        let x = tapvault_verify::taproot::x_only(&out);
-        if x != row.key_x {
-            return Err(format!(
-                "raw_key tweaked with root {} gives {}, not key {}",
-                hex::encode(root),
-                hex::encode(x),
-                hex::encode(row.key_x)
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Decodes and validates a TAP address string into its stored row.
-pub fn address_row(s: &str) -> Result<(AddressNetwork, sb::AddressRow), String> {
-    let a = Address::decode(s.trim()).map_err(|e| e.to_string())?;
-    let row = sb::AddressRow {
-        // The canonical (lower-case) form is the identity.
-        encoded: a.encode().map_err(|e| e.to_string())?,
-        network: network_name(a.network).to_string(),
-        version: a.version,
-        asset_version: a.asset_version,
-        asset_id: a.asset_id,
-        group_key: a.group_key.map(|g| g.0),
-        script_key: a.script_key.0,
-        internal_key: a.internal_key.0,
-        tapscript_sibling: a.tapscript_sibling.as_ref().map(|s| s.encode()),
-        amount: a.amount,
-        proof_courier_addr: a.proof_courier_addr.clone(),
-        received_at: None,
-    };
-    Ok((a.network, row))
-}
-
-/// Stored leaves `(u8 version ‖ BigSize len ‖ script)*` back to messages.
-pub fn decode_leaves(b: &[u8]) -> Result<Vec<pb::TapLeaf>, tapvault_codec::DecodeError> {
-    let mut r = tapvault_codec::tlv::Reader::new(b);
-    let mut out = Vec::new();
-    while !r.is_empty() {
-        let v = r.u8()?;
-        let s = r.var_bytes(u64::MAX)?;
-        out.push(pb::TapLeaf {
-            leaf_version: v as u32,
-            script: s.to_vec(),
-        });
-    }
-    Ok(out)
 }

@@ -7,8 +7,8 @@
 pub mod admin_svc;
 pub mod auth;
 pub mod backup_svc;
+pub mod checks;
 pub mod errors;
-pub mod ingest;
 pub mod ingestor;
 pub mod limits;
 pub mod metrics;
@@ -19,8 +19,8 @@ pub mod universe_svc;
 
 pub use tapvault_api::{client, compat, listener, proto, tls, MAX_MESSAGE_BYTES};
 
-pub use ingest::VerifyLevel;
 pub use metrics::Metrics;
+pub use tapvault_verify::VerifyLevel;
 
 use anyhow::{Context, Result};
 use std::net::SocketAddr;

@@ -168,7 +168,7 @@ where
                 {
                     Ok(Ok(p)) => permit = Some(p),
                     _ => {
-                        return Ok(Status::resource_exhausted(format!(
+                        return Ok(crate::errors::too_large(format!(
                             "the server is busy with other large calls ({len} bytes did not fit in \
                              {:?}); retry later",
                             budget.wait

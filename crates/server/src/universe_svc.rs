@@ -1,6 +1,7 @@
 //! The `universerpc.Universe` service, against the store.
 
-use crate::ingest::{check_request, prepare, VerifyLevel};
+use crate::checks::{check_request, prepare, VerifyLevel};
+use crate::errors::ApiError;
 use crate::proto::universerpc::{self as pb, universe_server::Universe};
 use crate::wire;
 use crate::wire::{asset_key_pb, id_pb, parse_id, parse_leaf_key, proof_type_pb, UniverseId};
@@ -36,21 +37,16 @@ fn node_pb(n: &Node) -> pb::MerkleSumNode {
 
 pub(crate) fn page(offset: i32, limit: i32) -> Result<(i64, i64), Status> {
     if offset < 0 {
-        return Err(Status::invalid_argument(format!(
-            "offset must be >= 0, got {offset}"
-        )));
+        return Err(ApiError::invalid(format!("offset must be >= 0, got {offset}")).into());
     }
     let limit = match limit as i64 {
         0 => DEFAULT_PAGE,
-        l if l < 0 => {
-            return Err(Status::invalid_argument(format!(
-                "limit must be >= 0, got {l}"
-            )))
-        }
+        l if l < 0 => return Err(ApiError::invalid(format!("limit must be >= 0, got {l}")).into()),
         l if l > MAX_PAGE => {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid(format!(
                 "limit {l} is over the maximum page size {MAX_PAGE}"
-            )))
+            ))
+            .into())
         }
         l => l,
     };
@@ -89,8 +85,8 @@ fn universe_root_pb(u: &su::UniverseInfo) -> Result<pb::UniverseRoot, Status> {
     })
 }
 
-fn not_found_root(id: &UniverseId) -> Status {
-    Status::not_found(format!(
+fn not_found_root(id: &UniverseId) -> ApiError {
+    ApiError::not_found(format!(
         "no universe root found for {} universe {}",
         id.proof_type.map(|t| t.as_str()).unwrap_or("any"),
         hex::encode(id.id_bytes())
@@ -133,7 +129,8 @@ impl UniverseService {
             tokio::task::spawn_blocking(move || tapvault_verify::verify_witness(&p, Some(&prev)))
                 .await
                 .map_err(|e| crate::errors::internal("verifier task", e))?;
-        r.map(|_| ()).map_err(crate::ingest::verification_failed)
+        r.map(|_| ())
+            .map_err(|e| crate::checks::verification_failed(e).into())
     }
 
     fn tenant<T>(&self, req: &Request<T>) -> Result<TenantId, Status> {
@@ -141,7 +138,8 @@ impl UniverseService {
             return Ok(*t);
         }
         self.default_tenant.ok_or_else(|| {
-            Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
+            ApiError::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
+                .into()
         })
     }
 
@@ -205,9 +203,10 @@ impl UniverseService {
 }
 
 fn unimplemented<T>(what: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
+    Err(ApiError::unimplemented(format!(
         "{what} is not offered by tapvault, a passive private backup universe"
-    )))
+    ))
+    .into())
 }
 
 #[tonic::async_trait]
@@ -219,7 +218,7 @@ impl Universe for UniverseService {
         let t = self.tenant(&req)?;
         let r = req.into_inner();
         let ty = crate::wire::proof_type_of(r.proof_type)?
-            .ok_or_else(|| Status::invalid_argument("proof_type must be ISSUANCE or TRANSFER"))?;
+            .ok_or_else(|| ApiError::invalid("proof_type must be ISSUANCE or TRANSFER"))?;
         let mut conn = self
             .db
             .pool
@@ -299,7 +298,7 @@ impl Universe for UniverseService {
             None => iss.is_none() && tra.is_none(),
         };
         if wanted_missing {
-            return Err(not_found_root(&id));
+            return Err(not_found_root(&id).into());
         }
         Ok(Response::new(pb::QueryRootResponse {
             issuance_root: iss.as_ref().map(universe_root_pb).transpose()?,
@@ -311,9 +310,10 @@ impl Universe for UniverseService {
         &self,
         _req: Request<pb::DeleteRootQuery>,
     ) -> Result<Response<pb::DeleteRootResponse>, Status> {
-        Err(Status::failed_precondition(
+        Err(ApiError::refused(
             "tapvault is an append-only backup: universe roots and leaves are never deleted",
-        ))
+        )
+        .into())
     }
 
     async fn asset_leaf_keys(
@@ -324,7 +324,7 @@ impl Universe for UniverseService {
         let r = req.into_inner();
         let id = parse_id(r.id.as_ref())?;
         let ty = id.proof_type.ok_or_else(|| {
-            Status::invalid_argument("AssetLeafKeys: id.proof_type must be ISSUANCE or TRANSFER")
+            ApiError::invalid("AssetLeafKeys: id.proof_type must be ISSUANCE or TRANSFER")
         })?;
         let (offset, limit) = page(r.offset, r.limit)?;
         let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
@@ -366,9 +366,7 @@ impl Universe for UniverseService {
     ) -> Result<Response<pb::AssetLeafResponse>, Status> {
         let t = self.tenant(&req)?;
         let r = req.into_inner();
-        let pid = r
-            .id()
-            .map_err(|e| Status::invalid_argument(format!("id: {e}")))?;
+        let pid = r.id().map_err(|e| ApiError::invalid(format!("id: {e}")))?;
         let id = parse_id(pid.as_ref())?;
         let types = match id.proof_type {
             Some(t) => vec![t],
@@ -422,12 +420,13 @@ impl Universe for UniverseService {
                 return Ok(Response::new(resp));
             }
         }
-        Err(Status::not_found(format!(
+        Err(ApiError::not_found(format!(
             "no universe proof found for universe {} leaf {}/{}",
             hex::encode(uid),
             lk.outpoint,
             hex::encode(lk.script_key_x)
-        )))
+        ))
+        .into())
     }
 
     async fn insert_proof(
@@ -437,14 +436,12 @@ impl Universe for UniverseService {
         let start = std::time::Instant::now();
         let t = self.tenant(&req)?;
         let r = req.into_inner();
-        let key = r
-            .key
-            .ok_or_else(|| Status::invalid_argument("key must be set"))?;
+        let key = r.key.ok_or_else(|| ApiError::invalid("key must be set"))?;
         let id = parse_id(key.id.as_ref())?;
         let lk = parse_leaf_key(key.leaf_key.as_ref())?;
         let leaf_pb = r
             .asset_leaf
-            .ok_or_else(|| Status::invalid_argument("asset_leaf must be set"))?;
+            .ok_or_else(|| ApiError::invalid("asset_leaf must be set"))?;
         let level = self.verify;
         let raw = leaf_pb.proof;
         let prepared = tokio::task::spawn_blocking(move || prepare(&raw, level))
@@ -454,12 +451,12 @@ impl Universe for UniverseService {
             Ok(v) => v,
             Err(e) => {
                 self.metrics.inc_rejected();
-                return Err(e);
+                return Err(e.into());
             }
         };
         if let Err(e) = check_request(&id, &lk, &rp, &leaf) {
             self.metrics.inc_rejected();
-            return Err(e);
+            return Err(e.into());
         }
         if let Err(e) = self.vm_with_stored_input(t, &rp.proof).await {
             self.metrics.inc_rejected();
@@ -491,9 +488,9 @@ impl Universe for UniverseService {
         &self,
         _req: Request<pb::PushProofRequest>,
     ) -> Result<Response<pb::PushProofResponse>, Status> {
-        Err(Status::failed_precondition(
+        Err(ApiError::refused(
             "tapvault is a passive universe: it pushes proofs to no one (send proofs to it with InsertProof)",
-        ))
+        ).into())
     }
 
     async fn info(

@@ -2,6 +2,7 @@
 //! identifiers and leaf keys as they arrive over RPC, and proofs as taprpc
 //! messages (informational; tapd clients read only the raw proof bytes).
 
+use crate::errors::ApiError;
 use crate::proto::taprpc as tp;
 use crate::proto::universerpc as pb;
 use bitcoin::OutPoint;
@@ -34,7 +35,7 @@ impl UniverseId {
 }
 
 fn bad(msg: impl Into<String>) -> Status {
-    Status::invalid_argument(msg.into())
+    ApiError::invalid(msg.into()).into()
 }
 
 fn key_bytes(b: &[u8], what: &str) -> Result<[u8; 32], Status> {

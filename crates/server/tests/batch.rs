@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use tapvault_codec::RawProof;
-use tapvault_server::ingest::new_leaf;
+use tapvault_server::checks::new_leaf;
 use tapvault_store::db::testdb;
 use tapvault_store::universe::{insert_leaves, NewLeaf};
 

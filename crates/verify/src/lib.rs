@@ -9,6 +9,9 @@ mod commit;
 pub mod taproot;
 pub mod vm;
 
+mod level;
+pub use level::VerifyLevel;
+
 use bitcoin::hashes::Hash as _;
 use bitcoin::{BlockHash, OutPoint, Txid};
 use std::fmt;

@@ -62,9 +62,9 @@ where
                 Some(Access::Open) => return inner.call(req).await,
                 Some(Access::Token { scope, universe }) => (scope, universe),
                 None => {
-                    return Ok(Status::permission_denied(format!(
+                    return Ok(Status::from(crate::errors::ApiError::denied(format!(
                         "method {path} is not offered to any credentials"
-                    ))
+                    )))
                     .into_http())
                 }
             };

@@ -19,6 +19,7 @@ pub use jwt::{
 pub use layer::{AuthLayer, AuthService};
 pub use trusted::TrustedNetwork;
 
+use crate::errors::ApiError;
 use jsonwebtoken::{errors::ErrorKind as JwtErr, Validation};
 use std::net::IpAddr;
 use tapvault_store::tenants::{self, TenantId};
@@ -94,7 +95,7 @@ pub struct Authenticator {
 }
 
 fn unauth(msg: impl Into<String>) -> Status {
-    Status::unauthenticated(msg.into())
+    ApiError::unauthenticated(msg).into()
 }
 
 impl Authenticator {
@@ -146,9 +147,9 @@ impl Authenticator {
             .await
             .map_err(|e| {
                 tracing::warn!("checking a token: {e}");
-                Status::unavailable(
-                    "cannot check the token: the database is unavailable, retry later",
-                )
+                Status::from(ApiError::Unavailable(
+                    "cannot check the token: the database is unavailable, retry later".into(),
+                ))
             })?
             .ok_or_else(|| unauth("token is not known to this server (unknown jti)"))?;
         let (revoked, tenant_name, tid, recorded) =
@@ -168,17 +169,15 @@ impl Authenticator {
             return Err(unauth(format!("token {} has been revoked", claims.jti)));
         }
         if tenant_name.as_deref() != Some(claims.sub.as_str()) {
-            return Err(Status::permission_denied(format!(
-                "unknown tenant {:?}",
-                claims.sub
-            )));
+            return Err(ApiError::denied(format!("unknown tenant {:?}", claims.sub)).into());
         }
         if !scopes.contains(&need) {
-            return Err(Status::permission_denied(format!(
+            return Err(ApiError::denied(format!(
                 "token lacks the `{}` scope (has: {})",
                 need.as_str(),
                 recorded
-            )));
+            ))
+            .into());
         }
         Ok(Principal {
             tenant: tid,
