@@ -77,11 +77,15 @@ enum ProofCmd {
     Verify {
         /// Path, or `-` for stdin.
         input: String,
-        /// Skip the header proof-of-work and merkle check (placeholder headers).
+        /// How much to verify, in `serve --verify`'s words: full, full-vm
+        /// (every witness through the Taproot Assets VM; a transfer's input
+        /// must be in the same file), no-header (placeholder headers).
+        #[arg(long, default_value = "full", conflicts_with_all = ["no_header", "vm"])]
+        level: tapvault_verify::VerifyLevel,
+        /// Shorthand for `--level no-header`.
         #[arg(long)]
         no_header: bool,
-        /// Also run every witness through the Taproot Assets VM (a
-        /// transfer's input must be in the same file).
+        /// Shorthand for `--level full-vm`.
         #[arg(long)]
         vm: bool,
     },
@@ -135,10 +139,23 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Proof(ProofCmd::Verify {
             input,
+            level,
             no_header,
             vm,
         }) => {
-            let (report, ok) = proof_cmd::verify(&input, !no_header, vm)?;
+            use tapvault_verify::VerifyLevel;
+            let level = match (no_header, vm) {
+                (true, true) => anyhow::bail!("--no-header and --vm: use --level"),
+                (true, false) => VerifyLevel::NoHeader,
+                (false, true) => VerifyLevel::FullVm,
+                (false, false) => level,
+            };
+            let Some(opts) = level.options() else {
+                anyhow::bail!(
+                    "proof verify needs a level that verifies (full, full-vm, no-header)"
+                );
+            };
+            let (report, ok) = proof_cmd::verify(&input, opts.header, opts.vm)?;
             print!("{report}");
             if !ok {
                 std::process::exit(2);

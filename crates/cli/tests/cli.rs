@@ -173,6 +173,18 @@ fn proof_verify_reports_each_check() {
         split["expected"].as_str().unwrap().as_bytes(),
     );
     assert!(out.status.success());
+    // serve --verify's vocabulary says the same.
+    let by_level = run(
+        &["proof", "verify", "--level", "no-header", "-"],
+        split["expected"].as_str().unwrap().as_bytes(),
+    );
+    assert!(by_level.status.success());
+    assert_eq!(by_level.stdout, out.stdout);
+    let none = run(
+        &["proof", "verify", "--level", "decode-only", "-"],
+        split["expected"].as_str().unwrap().as_bytes(),
+    );
+    assert!(!none.status.success());
 }
 
 #[test]

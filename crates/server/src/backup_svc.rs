@@ -416,7 +416,7 @@ impl Backup for BackupService {
             label: r.label,
             received_at: None,
         };
-        check_tapscript(&row).map_err(ApiError::invalid)?;
+        check_tapscript(&row)?;
         let root = row.root_hash;
         let new = sb::insert_tapscript(&self.db, t, &row)
             .await

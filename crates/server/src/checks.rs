@@ -272,7 +272,11 @@ pub fn prepare_tapbak(
 /// Checks a tapscript tree: valid leaf versions, the leaves hash to the
 /// claimed root, and (with a raw key) the raw key tweaked by the root is
 /// the tree's key.
-pub fn check_tapscript(row: &sb::TapscriptRow) -> Result<(), String> {
+pub fn check_tapscript(row: &sb::TapscriptRow) -> Result<(), ApiError> {
+    check_tapscript_tree(row).map_err(ApiError::invalid)
+}
+
+fn check_tapscript_tree(row: &sb::TapscriptRow) -> Result<(), String> {
     let leaves = decode_leaves(&row.leaves).map_err(|e| format!("leaves: {e}"))?;
     if leaves.is_empty() {
         return Err("a tapscript tree needs at least one leaf".into());
@@ -316,11 +320,11 @@ pub fn check_tapscript(row: &sb::TapscriptRow) -> Result<(), String> {
 }
 
 /// Decodes and validates a TAP address string into its stored row.
-pub fn address_row(s: &str) -> Result<(AddressNetwork, sb::AddressRow), String> {
-    let a = Address::decode(s.trim()).map_err(|e| e.to_string())?;
+pub fn address_row(s: &str) -> Result<(AddressNetwork, sb::AddressRow), ApiError> {
+    let a = Address::decode(s.trim()).map_err(|e| ApiError::invalid(e.to_string()))?;
     let row = sb::AddressRow {
         // The canonical (lower-case) form is the identity.
-        encoded: a.encode().map_err(|e| e.to_string())?,
+        encoded: a.encode().map_err(|e| ApiError::invalid(e.to_string()))?,
         network: network_name(a.network).to_string(),
         version: a.version,
         asset_version: a.asset_version,
