@@ -232,10 +232,11 @@ impl Backup for BackupService {
             return Err(ApiError::invalid("backup is empty").into());
         }
         if r.backup.len() > MAX_BACKUP_BYTES {
-            return Err(crate::errors::too_large(format!(
+            return Err(crate::errors::ApiError::too_large(format!(
                 "backup is {} bytes, over the {MAX_BACKUP_BYTES} byte cap",
                 r.backup.len()
-            )));
+            ))
+            .into());
         }
         if r.source.len() > 256 {
             return Err(ApiError::invalid("source is over 256 bytes").into());
@@ -293,10 +294,11 @@ impl Backup for BackupService {
             return Err(ApiError::invalid("no addresses given").into());
         }
         if r.addresses.len() > MAX_ADDRESSES_PER_CALL {
-            return Err(crate::errors::too_large(format!(
+            return Err(crate::errors::ApiError::too_large(format!(
                 "{} addresses in one call, over the limit of {MAX_ADDRESSES_PER_CALL}",
                 r.addresses.len()
-            )));
+            ))
+            .into());
         }
         let want = match r.network.as_str() {
             "" => None,
@@ -372,10 +374,11 @@ impl Backup for BackupService {
             return Err(ApiError::invalid("a tapscript tree needs at least one leaf").into());
         }
         if r.leaves.len() > MAX_TAPSCRIPT_LEAVES {
-            return Err(crate::errors::too_large(format!(
+            return Err(crate::errors::ApiError::too_large(format!(
                 "{} leaves, over the limit of {MAX_TAPSCRIPT_LEAVES}",
                 r.leaves.len()
-            )));
+            ))
+            .into());
         }
         if r.label.len() > 256 {
             return Err(ApiError::invalid("label is over 256 bytes").into());
@@ -735,9 +738,9 @@ impl Backup for BackupService {
             .into());
         }
         if r.outputs.len() > MAX_INVENTORY_PER_CALL || r.keys.len() > MAX_INVENTORY_PER_CALL {
-            return Err(crate::errors::too_large(format!(
+            return Err(crate::errors::ApiError::too_large(format!(
                 "at most {MAX_INVENTORY_PER_CALL} outputs and {MAX_INVENTORY_PER_CALL} keys per call; send the run in chunks"
-            )));
+            )).into());
         }
         let outputs = r
             .outputs

@@ -7,73 +7,61 @@ use tonic::Status;
 
 /// A store failure as the client should see it.
 pub fn store_err(e: StoreError) -> Status {
-    if let StoreError::Db(d) = &e {
-        return db_err_ref(d);
-    }
-    by_kind(e.kind(), "store", &e)
+    ApiError::from(e).into()
 }
 
 /// A database error as the client should see it.
 pub fn db_err(e: sqlx::Error) -> Status {
-    db_err_ref(&e)
+    ApiError::from(e).into()
 }
 
-fn db_err_ref(e: &sqlx::Error) -> Status {
+fn db_api(e: &sqlx::Error) -> ApiError {
     // The quota trigger's own words name the quota; they carry no internals.
     if let Some(m) = tapvault_store::quota::quota_message(e) {
-        return Status::resource_exhausted(m);
+        return ApiError::ResourceExhausted(m);
     }
     by_kind(FailureKind::of_sqlx(e), "database", e)
 }
 
-fn by_kind(kind: FailureKind, context: &str, e: &dyn std::fmt::Display) -> Status {
+fn by_kind(kind: FailureKind, context: &str, e: &dyn std::fmt::Display) -> ApiError {
     match kind {
         FailureKind::Unavailable => {
             tracing::warn!("database unavailable: {e}");
-            Status::unavailable("the database is unavailable, retry later")
+            ApiError::Unavailable("the database is unavailable, retry later".into())
         }
         FailureKind::ReadOnly => {
             tracing::warn!("database refuses writes: {e}");
-            Status::unavailable("the database is read-only at the moment (failover?), retry later")
+            ApiError::Unavailable(
+                "the database is read-only at the moment (failover?), retry later".into(),
+            )
         }
         FailureKind::Full => {
             tracing::error!("database out of resources: {e}");
-            Status::resource_exhausted("the server's storage is full; nothing was stored")
+            ApiError::too_large("the server's storage is full; nothing was stored")
         }
-        FailureKind::Quota => {
-            Status::resource_exhausted("tenant quota exceeded; nothing was stored")
-        }
-        FailureKind::Internal => internal(context, e),
+        FailureKind::Quota => ApiError::too_large("tenant quota exceeded; nothing was stored"),
+        FailureKind::Internal => ApiError::internal(context, e),
     }
 }
 
 /// An internal failure: logged in full with a fresh id; the reply says
 /// only that something failed and which id to look for in the log.
 pub fn internal(context: &str, e: impl std::fmt::Display) -> Status {
-    let id = hex::encode(rand::random::<[u8; 6]>());
-    tracing::error!(error_id = %id, "{context}: {e}");
-    Status::internal(format!(
-        "internal error (id {id}); nothing was stored by this call"
-    ))
+    ApiError::internal(context, e).into()
 }
 
 /// An `anyhow` error from a helper that may wrap a store or database error.
 pub fn any_err(context: &str, e: anyhow::Error) -> Status {
-    let kind = if let Some(se) = e.downcast_ref::<StoreError>() {
-        se.kind()
+    let api = if let Some(StoreError::Db(d)) = e.downcast_ref::<StoreError>() {
+        db_api(d)
+    } else if let Some(se) = e.downcast_ref::<StoreError>() {
+        by_kind(se.kind(), context, se)
     } else if let Some(sq) = e.downcast_ref::<sqlx::Error>() {
-        return db_err_ref(sq);
+        db_api(sq)
     } else {
-        FailureKind::Internal
+        ApiError::internal(context, format!("{e:#}"))
     };
-    by_kind(kind, context, &format!("{e:#}"))
-}
-
-/// Something the caller sent is larger than a cap: the same status
-/// (RESOURCE_EXHAUSTED) in every service, for a whole message as for an item
-/// or a count in it.
-pub fn too_large(what: impl std::fmt::Display) -> Status {
-    Status::resource_exhausted(what.to_string())
+    api.into()
 }
 
 /// What a call can fail with, as the API answers it: one variant per gRPC
@@ -96,8 +84,6 @@ pub enum ApiError {
     Unavailable(String),
     /// A bug or corrupt data: logged in full with an id, never sent.
     Internal(String),
-    /// An internal error already logged; the message carries only its id.
-    Logged(String),
 }
 
 impl ApiError {
@@ -138,8 +124,7 @@ impl std::fmt::Display for ApiError {
             | ApiError::Unimplemented(m)
             | ApiError::ResourceExhausted(m)
             | ApiError::Unavailable(m)
-            | ApiError::Internal(m)
-            | ApiError::Logged(m) => f.write_str(m),
+            | ApiError::Internal(m) => f.write_str(m),
         }
     }
 }
@@ -157,21 +142,29 @@ impl From<ApiError> for Status {
             ApiError::Unimplemented(m) => Status::unimplemented(m),
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
-            ApiError::Internal(m) => internal("api", m),
-            ApiError::Logged(m) => Status::internal(m),
+            ApiError::Internal(m) => {
+                let id = hex::encode(rand::random::<[u8; 6]>());
+                tracing::error!(error_id = %id, "{m}");
+                Status::internal(format!(
+                    "internal error (id {id}); nothing was stored by this call"
+                ))
+            }
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::from_status(store_err(e))
+        match &e {
+            StoreError::Db(d) => db_api(d),
+            _ => by_kind(e.kind(), "store", &e),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::from_status(db_err(e))
+        db_api(&e)
     }
 }
 
@@ -188,23 +181,4 @@ impl From<tapvault_verify::VerifyError> for ApiError {
             e.check().title()
         ))
     }
-}
-
-impl ApiError {
-    /// A status already decided (and, for internal ones, already logged
-    /// with its id) by `store_err`/`db_err`.
-    fn from_status(s: Status) -> Self {
-        let m = s.message().to_string();
-        match s.code() {
-            tonic::Code::Unavailable => ApiError::Unavailable(m),
-            tonic::Code::ResourceExhausted => ApiError::ResourceExhausted(m),
-            // Keep the id the log line carries: the reply is generic already.
-            _ => ApiError::Logged(m),
-        }
-    }
-}
-
-/// The same status with `what: ` in front of its message.
-pub fn prefixed(s: Status, what: &str) -> Status {
-    Status::new(s.code(), format!("{what}: {}", s.message()))
 }

@@ -168,10 +168,12 @@ where
                 {
                     Ok(Ok(p)) => permit = Some(p),
                     _ => {
-                        return Ok(crate::errors::too_large(format!(
+                        return Ok(tonic::Status::from(crate::errors::ApiError::too_large(
+                            format!(
                             "the server is busy with other large calls ({len} bytes did not fit in \
                              {:?}); retry later",
                             budget.wait
+                        ),
                         ))
                         .into_http())
                     }

@@ -17,21 +17,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(verify: VerifyLevel, tls: bool) -> TestServer {
-        let tdb = testdb::create().await;
-        let dir = std::env::temp_dir().join(format!("tapvault-test-{}", tdb.name));
-        let mut cfg = ServeConfig::new(dir.clone());
-        cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.database_url = Some(tdb.url.clone());
-        cfg.tls = tls;
-        cfg.verify = verify;
-        cfg.auth = false;
-        let running = tapvault_server::start(cfg).await.expect("server starts");
-        TestServer {
-            running: Some(running),
-            tdb: Some(tdb),
-            dir,
-        }
+        Self::start_with(&[], |c| {
+            c.tls = tls;
+            c.verify = verify;
+            c.auth = false;
+        })
+        .await
     }
 
     /// A server that requires tokens (Ed25519 keys in its data dir).
@@ -57,26 +48,12 @@ impl TestServer {
         tls: bool,
         operator: Option<&str>,
     ) -> TestServer {
-        let tdb = testdb::create().await;
-        for t in tenants {
-            tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
-                .await
-                .unwrap();
-        }
-        let dir = std::env::temp_dir().join(format!("tapvault-test-{}", tdb.name));
-        let mut cfg = ServeConfig::new(dir.clone());
-        cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.database_url = Some(tdb.url.clone());
-        cfg.tls = tls;
-        cfg.trusted_networks = trusted;
-        cfg.operator_tenant = operator.map(String::from);
-        let running = tapvault_server::start(cfg).await.expect("server starts");
-        TestServer {
-            running: Some(running),
-            tdb: Some(tdb),
-            dir,
-        }
+        Self::start_with(tenants, |c| {
+            c.tls = tls;
+            c.trusted_networks = trusted;
+            c.operator_tenant = operator.map(String::from);
+        })
+        .await
     }
 
     /// A plaintext server (auth on) on a fresh database with these tenants,
