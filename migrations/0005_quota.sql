@@ -43,39 +43,24 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION tapvault_charge_proofs() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One trigger function for the four tables: TG_ARGV[0] names the column
+-- whose length is charged.
+CREATE FUNCTION tapvault_charge_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM tapvault_charge(tenant_id, sum(length(raw))::BIGINT, count(*))
-    FROM new_rows GROUP BY tenant_id;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION tapvault_charge_backups() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM tapvault_charge(tenant_id, sum(length(raw))::BIGINT, count(*))
-    FROM new_rows GROUP BY tenant_id;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION tapvault_charge_addresses() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM tapvault_charge(tenant_id, sum(length(encoded))::BIGINT, count(*))
-    FROM new_rows GROUP BY tenant_id;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION tapvault_charge_tapscripts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM tapvault_charge(tenant_id, sum(length(leaves))::BIGINT, count(*))
-    FROM new_rows GROUP BY tenant_id;
+    EXECUTE format(
+        'SELECT tapvault_charge(tenant_id, sum(length(%I))::BIGINT, count(*))
+         FROM new_rows GROUP BY tenant_id', TG_ARGV[0]);
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER proofs_charge AFTER INSERT ON proofs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_proofs();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_rows('raw');
 CREATE TRIGGER wallet_backups_charge AFTER INSERT ON wallet_backups
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_backups();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_rows('raw');
 CREATE TRIGGER addresses_charge AFTER INSERT ON addresses
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_addresses();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_rows('encoded');
 CREATE TRIGGER tapscripts_charge AFTER INSERT ON tapscripts
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_tapscripts();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_charge_rows('leaves');
 
 -- Append-only: stored items are never updated or deleted by the server; a
 -- row changed behind its back is what `tapvault fsck` looks for.
