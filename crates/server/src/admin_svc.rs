@@ -229,8 +229,8 @@ pub fn token_pb(t: auth::TokenRow) -> pb::TokenInfo {
         jti: t.jti,
         tenant: t.tenant,
         scopes: t.scopes.split(' ').map(String::from).collect(),
-        issued_at: t.issued_at,
-        expires_at: t.expires_at,
-        revoked_at: t.revoked_at.unwrap_or(0),
+        issued_at: t.issued_at.secs(),
+        expires_at: t.expires_at.secs(),
+        revoked_at: t.revoked_at.map(|r| r.secs()).unwrap_or(0),
     }
 }

@@ -216,7 +216,7 @@ pub fn backup_info_pb(b: &sb::BackupInfo) -> pb::WalletBackupInfo {
         size: b.size,
         num_assets: b.asset_count,
         source: b.source.clone(),
-        received_at: b.received_at,
+        received_at: b.received_at.secs(),
     }
 }
 
@@ -514,7 +514,7 @@ impl Backup for BackupService {
                 amount: l.amount,
                 block_height: l.block_height,
                 asset_name: l.asset_name,
-                inserted_at: l.inserted_at,
+                inserted_at: l.inserted_at.secs(),
                 proof: l.raw.unwrap_or_default(),
             })
             .collect();
@@ -790,15 +790,15 @@ impl Backup for BackupService {
         let reported_at = si::newest_run(&self.db, t)
             .await
             .map_err(store_err)?
-            .map(|(_, at)| at)
+            .map(|(_, at)| at.secs())
             .unwrap_or(0);
         Ok(Response::new(pb::ListInventoryResponse {
             outputs: outs
                 .iter()
                 .map(|o| pb::InventoryOutput {
                     output: Some(node_output_pb(&o.output)),
-                    first_seen_at: o.first_seen_at,
-                    last_seen_at: o.last_seen_at,
+                    first_seen_at: o.first_seen_at.secs(),
+                    last_seen_at: o.last_seen_at.secs(),
                     current: o.current,
                 })
                 .collect(),
@@ -906,7 +906,7 @@ impl Backup for BackupService {
             }
         }
         Ok(Response::new(pb::StatusResponse {
-            inventory_reported_at: run.map(|(_, at)| at).unwrap_or(0),
+            inventory_reported_at: run.map(|(_, at)| at.secs()).unwrap_or(0),
             inventory_outputs: inv_n,
             inventory_covered: inv_cov,
             inventory_uncovered: inv_uncov,
@@ -919,10 +919,10 @@ impl Backup for BackupService {
             num_opaque_backups: h.opaque_backups as u64,
             num_addresses: h.addresses as u64,
             num_tapscripts: h.tapscripts as u64,
-            last_push_at: h.last_push_at.unwrap_or(0),
+            last_push_at: h.last_push_at.map(|t| t.secs()).unwrap_or(0),
             newest_backup_age_seconds: newest
                 .as_ref()
-                .map(|(i, _)| (now - i.received_at).max(0))
+                .map(|(i, _)| (now - i.received_at.secs()).max(0))
                 .unwrap_or(0),
             newest_backup: newest.as_ref().map(|(i, _)| backup_info_pb(i)),
             outputs_covered: covered,

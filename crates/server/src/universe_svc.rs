@@ -10,7 +10,7 @@ use tapvault_codec::universe::{multiverse_leaf, universe_namespace};
 use tapvault_codec::{Proof, ProofType};
 use tapvault_mssmt::{MemTree, Node};
 use tapvault_store::universe as su;
-use tapvault_store::{Db, TenantId};
+use tapvault_store::{Db, TenantId, Timestamp};
 use tonic::{Request, Response, Status};
 
 /// Page size tapd's sync client uses, and the largest page we serve.
@@ -624,7 +624,11 @@ impl Universe for UniverseService {
             .acquire()
             .await
             .map_err(crate::errors::db_err)?;
-        let rows = su::events_by_day(&mut conn, t, r.start_timestamp, end)
+        let (start, end) = (
+            Timestamp::from_secs(r.start_timestamp),
+            Timestamp::from_secs(end),
+        );
+        let rows = su::events_by_day(&mut conn, t, start, end)
             .await
             .map_err(store_err)?;
         Ok(Response::new(pb::QueryEventsResponse {

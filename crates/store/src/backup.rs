@@ -4,19 +4,15 @@
 
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
+use crate::time::Timestamp;
 use crate::universe::{insert_leaves_tx, type_from_code, InsertResult, NewLeaf};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 // Dynamic SQL here is only ever built from constant fragments (column lists,
 // one fixed condition per filter, ASC/DESC): AssertSqlSafe marks those.
 use sqlx::AssertSqlSafe;
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{FromRow, PgConnection, Postgres, Transaction};
 use tapvault_codec::ProofType;
-
-fn arr<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
-    v.try_into()
-        .map_err(|v: Vec<u8>| StoreError::Corrupt(format!("{} bytes, want {N}", v.len())))
-}
 
 /// One per-asset entry of a TAPBAK blob, as indexed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,8 +42,8 @@ pub struct NewBackup {
     pub sha256: [u8; 32],
     pub raw: Vec<u8>,
     pub source: String,
-    /// Unix microseconds; `None` = now (set only by imports).
-    pub received_at: Option<i64>,
+    /// `None` = now (set only by imports).
+    pub received_at: Option<Timestamp>,
     pub entries: Vec<EntryRow>,
     /// Proofs the blob carries, verified, to file as universe leaves.
     pub leaves: Vec<NewLeaf>,
@@ -95,7 +91,7 @@ pub async fn insert_backup_tx(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO wallet_backups (tenant_id, kind, version, sha256, raw, asset_count, source,
             received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE(to_timestamp($8::FLOAT8 / 1e6), now()))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, tapvault_time($8))
          RETURNING id",
     )
     .bind(tenant)
@@ -155,25 +151,38 @@ pub struct BackupInfo {
     pub size: u64,
     pub asset_count: u32,
     pub source: String,
-    /// Unix seconds.
-    pub received_at: i64,
+    pub received_at: Timestamp,
 }
 
-const BACKUP_COLS: &str = "id, kind, version, sha256, octet_length(raw)::BIGINT, asset_count, \
-     source, floor(extract(epoch FROM received_at))::BIGINT";
-
-fn backup_info(r: &sqlx::postgres::PgRow) -> Result<BackupInfo, StoreError> {
-    Ok(BackupInfo {
-        id: r.get(0),
-        kind: r.get(1),
-        version: r.get::<Option<i32>, _>(2).map(|v| v as u32),
-        sha256: arr(r.get(3))?,
-        size: r.get::<i64, _>(4) as u64,
-        asset_count: r.get::<i32, _>(5) as u32,
-        source: r.get(6),
-        received_at: r.get(7),
-    })
+#[derive(FromRow)]
+struct BackupInfoRow {
+    id: i64,
+    kind: String,
+    version: Option<i32>,
+    sha256: [u8; 32],
+    size: i64,
+    asset_count: i32,
+    source: String,
+    received_at: Timestamp,
 }
+
+impl From<BackupInfoRow> for BackupInfo {
+    fn from(r: BackupInfoRow) -> Self {
+        BackupInfo {
+            id: r.id,
+            kind: r.kind,
+            version: r.version.map(|v| v as u32),
+            sha256: r.sha256,
+            size: r.size as u64,
+            asset_count: r.asset_count as u32,
+            source: r.source,
+            received_at: r.received_at,
+        }
+    }
+}
+
+const BACKUP_COLS: &str = "id, kind, version, sha256, octet_length(raw)::BIGINT AS size, \
+     asset_count, source, tapvault_micros(received_at) AS received_at";
 
 /// Backups newest first; `kind` filters when given.
 pub async fn list_backups(
@@ -187,16 +196,16 @@ pub async fn list_backups(
         "SELECT {BACKUP_COLS} FROM wallet_backups WHERE tenant_id = $1
          AND ($2::TEXT IS NULL OR kind = $2) ORDER BY id DESC OFFSET $3 LIMIT $4"
     );
-    sqlx::query(AssertSqlSafe(q))
+    Ok(sqlx::query_as::<_, BackupInfoRow>(AssertSqlSafe(q))
         .bind(tenant)
         .bind(kind)
         .bind(offset)
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?
-        .iter()
-        .map(backup_info)
-        .collect()
+        .into_iter()
+        .map(BackupInfo::from)
+        .collect())
 }
 
 /// One backup with its bytes; `None` id = the newest of `kind`.
@@ -211,14 +220,19 @@ pub async fn get_backup(
          AND ($2::BIGINT IS NULL OR id = $2) AND ($2::BIGINT IS NOT NULL OR kind = $3)
          ORDER BY id DESC LIMIT 1"
     );
-    let row = sqlx::query(AssertSqlSafe(q))
+    #[derive(FromRow)]
+    struct WithRaw {
+        #[sqlx(flatten)]
+        info: BackupInfoRow,
+        raw: Vec<u8>,
+    }
+    let row: Option<WithRaw> = sqlx::query_as(AssertSqlSafe(q))
         .bind(tenant)
         .bind(id)
         .bind(kind)
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(|r| Ok((backup_info(&r)?, r.get::<Vec<u8>, _>(8))))
-        .transpose()
+    Ok(row.map(|r| (r.info.into(), r.raw)))
 }
 
 /// Entries of every backup of the tenant for a script key, newest first:
@@ -228,7 +242,25 @@ pub async fn entries_for_script_key(
     tenant: TenantId,
     script_key_x: &[u8; 32],
 ) -> Result<Vec<EntryRow>, StoreError> {
-    sqlx::query(
+    #[derive(FromRow)]
+    struct Row {
+        asset_id: [u8; 32],
+        group_key: Option<[u8; 33]>,
+        amount: i64,
+        script_key: [u8; 33],
+        anchor_txid: [u8; 32],
+        anchor_vout: i32,
+        anchor_height: i32,
+        script_key_family: Option<i32>,
+        script_key_index: Option<i32>,
+        script_raw_key: Option<[u8; 33]>,
+        script_key_tweak: Option<Vec<u8>>,
+        internal_key: Option<[u8; 33]>,
+        internal_key_family: Option<i32>,
+        internal_key_index: Option<i32>,
+        proofs: String,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT asset_id, group_key, amount, script_key, anchor_txid, anchor_vout,
             anchor_height, script_key_family, script_key_index, script_raw_key,
             script_key_tweak, internal_key, internal_key_family, internal_key_index, proofs
@@ -237,36 +269,34 @@ pub async fn entries_for_script_key(
     .bind(tenant)
     .bind(&script_key_x[..])
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        let opt33 = |v: Option<Vec<u8>>| v.map(arr::<33>).transpose();
-        let proofs: String = r.get(14);
-        Ok(EntryRow {
-            asset_id: arr(r.get(0))?,
-            group_key: opt33(r.get(1))?,
-            amount: r.get::<i64, _>(2) as u64,
-            script_key: arr(r.get(3))?,
+    .await?;
+    let u32_of = |v: Option<i32>| v.map(|v| v as u32);
+    Ok(rows
+        .into_iter()
+        .map(|r| EntryRow {
+            asset_id: r.asset_id,
+            group_key: r.group_key,
+            amount: r.amount as u64,
+            script_key: r.script_key,
             anchor: OutPoint {
-                txid: bitcoin::Txid::from_byte_array(arr(r.get(4))?),
-                vout: r.get::<i32, _>(5) as u32,
+                txid: bitcoin::Txid::from_byte_array(r.anchor_txid),
+                vout: r.anchor_vout as u32,
             },
-            anchor_height: r.get::<i32, _>(6) as u32,
-            script_key_family: r.get::<Option<i32>, _>(7).map(|v| v as u32),
-            script_key_index: r.get::<Option<i32>, _>(8).map(|v| v as u32),
-            script_raw_key: opt33(r.get(9))?,
-            script_key_tweak: r.get(10),
-            internal_key: opt33(r.get(11))?,
-            internal_key_family: r.get::<Option<i32>, _>(12).map(|v| v as u32),
-            internal_key_index: r.get::<Option<i32>, _>(13).map(|v| v as u32),
-            proofs: match proofs.as_str() {
+            anchor_height: r.anchor_height as u32,
+            script_key_family: u32_of(r.script_key_family),
+            script_key_index: u32_of(r.script_key_index),
+            script_raw_key: r.script_raw_key,
+            script_key_tweak: r.script_key_tweak,
+            internal_key: r.internal_key,
+            internal_key_family: u32_of(r.internal_key_family),
+            internal_key_index: u32_of(r.internal_key_index),
+            proofs: match r.proofs.as_str() {
                 "full" => "full",
                 "stripped" => "stripped",
                 _ => "none",
             },
         })
-    })
-    .collect()
+        .collect())
 }
 
 /// A decoded TAP address, as stored.
@@ -283,8 +313,8 @@ pub struct AddressRow {
     pub tapscript_sibling: Option<Vec<u8>>,
     pub amount: u64,
     pub proof_courier_addr: String,
-    /// Unix microseconds; on insert `None` = now.
-    pub received_at: Option<i64>,
+    /// On insert `None` = now.
+    pub received_at: Option<Timestamp>,
 }
 
 /// Stores addresses (all or none); returns, per address, whether it was new.
@@ -310,8 +340,7 @@ pub async fn insert_addresses_tx(
             "INSERT INTO addresses (tenant_id, encoded, network, version, asset_version,
                 asset_id, group_key, script_key, script_key_x, internal_key, internal_key_x,
                 tapscript_sibling, amount, proof_courier_addr, received_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,
-                COALESCE(to_timestamp($15::FLOAT8 / 1e6), now()))
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14, tapvault_time($15))
              ON CONFLICT (tenant_id, encoded) DO NOTHING",
         )
         .bind(tenant)
@@ -359,10 +388,25 @@ pub async fn list_addresses(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<AddressRow>, StoreError> {
-    sqlx::query(
+    #[derive(FromRow)]
+    struct Row {
+        encoded: String,
+        network: String,
+        version: i16,
+        asset_version: i16,
+        asset_id: Option<[u8; 32]>,
+        group_key: Option<[u8; 33]>,
+        script_key: [u8; 33],
+        internal_key: [u8; 33],
+        tapscript_sibling: Option<Vec<u8>>,
+        amount: i64,
+        proof_courier_addr: String,
+        received_at: Timestamp,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT encoded, network, version, asset_version, asset_id, group_key, script_key,
             internal_key, tapscript_sibling, amount, proof_courier_addr,
-            (extract(epoch FROM received_at) * 1e6)::BIGINT
+            tapvault_micros(received_at) AS received_at
          FROM addresses WHERE tenant_id = $1
            AND ($2::BYTEA IS NULL OR script_key_x = $2 OR internal_key_x = $2)
          ORDER BY id OFFSET $3 LIMIT $4",
@@ -372,25 +416,24 @@ pub async fn list_addresses(
     .bind(offset)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(AddressRow {
-            encoded: r.get(0),
-            network: r.get(1),
-            version: r.get::<i16, _>(2) as u8,
-            asset_version: r.get::<i16, _>(3) as u8,
-            asset_id: r.get::<Option<Vec<u8>>, _>(4).map(arr).transpose()?,
-            group_key: r.get::<Option<Vec<u8>>, _>(5).map(arr).transpose()?,
-            script_key: arr(r.get(6))?,
-            internal_key: arr(r.get(7))?,
-            tapscript_sibling: r.get(8),
-            amount: r.get::<i64, _>(9) as u64,
-            proof_courier_addr: r.get(10),
-            received_at: r.get(11),
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AddressRow {
+            encoded: r.encoded,
+            network: r.network,
+            version: r.version as u8,
+            asset_version: r.asset_version as u8,
+            asset_id: r.asset_id,
+            group_key: r.group_key,
+            script_key: r.script_key,
+            internal_key: r.internal_key,
+            tapscript_sibling: r.tapscript_sibling,
+            amount: r.amount as u64,
+            proof_courier_addr: r.proof_courier_addr,
+            received_at: Some(r.received_at),
         })
-    })
-    .collect()
+        .collect())
 }
 
 /// A tapscript tree for a key.
@@ -402,8 +445,8 @@ pub struct TapscriptRow {
     /// `(u8 leaf version ‖ BigSize len ‖ script)*`, in assembly order.
     pub leaves: Vec<u8>,
     pub label: String,
-    /// Unix microseconds; on insert `None` = now.
-    pub received_at: Option<i64>,
+    /// On insert `None` = now.
+    pub received_at: Option<Timestamp>,
 }
 
 impl TapscriptRow {
@@ -434,7 +477,7 @@ pub async fn insert_tapscript_conn(
     let n = sqlx::query(
         "INSERT INTO tapscripts (tenant_id, key_x, raw_key, root_hash, leaves, content_hash, label,
             received_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7, COALESCE(to_timestamp($8::FLOAT8 / 1e6), now())) ON CONFLICT (tenant_id, key_x, content_hash) DO NOTHING",
+         VALUES ($1,$2,$3,$4,$5,$6,$7, tapvault_time($8)) ON CONFLICT (tenant_id, key_x, content_hash) DO NOTHING",
     )
     .bind(tenant)
     .bind(&t.key_x[..])
@@ -457,9 +500,18 @@ pub async fn list_tapscripts(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<TapscriptRow>, StoreError> {
-    sqlx::query(
+    #[derive(FromRow)]
+    struct Row {
+        key_x: [u8; 32],
+        raw_key: Option<[u8; 33]>,
+        root_hash: [u8; 32],
+        leaves: Vec<u8>,
+        label: String,
+        received_at: Timestamp,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT key_x, raw_key, root_hash, leaves, label,
-            (extract(epoch FROM received_at) * 1e6)::BIGINT FROM tapscripts
+            tapvault_micros(received_at) AS received_at FROM tapscripts
          WHERE tenant_id = $1 AND ($2::BYTEA IS NULL OR key_x = $2)
          ORDER BY id OFFSET $3 LIMIT $4",
     )
@@ -468,19 +520,18 @@ pub async fn list_tapscripts(
     .bind(offset)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(TapscriptRow {
-            key_x: arr(r.get(0))?,
-            raw_key: r.get::<Option<Vec<u8>>, _>(1).map(arr).transpose()?,
-            root_hash: arr(r.get(2))?,
-            leaves: r.get(3),
-            label: r.get(4),
-            received_at: r.get(5),
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TapscriptRow {
+            key_x: r.key_x,
+            raw_key: r.raw_key,
+            root_hash: r.root_hash,
+            leaves: r.leaves,
+            label: r.label,
+            received_at: Some(r.received_at),
         })
-    })
-    .collect()
+        .collect())
 }
 
 /// Which leaves a listing selects.
@@ -514,8 +565,55 @@ pub struct LeafRow {
     /// Whether the head's ancestry is stored (it is in the universe tree).
     pub complete: bool,
     pub raw: Option<Vec<u8>>,
-    /// Unix seconds.
-    pub inserted_at: i64,
+    pub inserted_at: Timestamp,
+}
+
+#[derive(FromRow)]
+struct LeafDbRow {
+    id: i64,
+    proof_type: i16,
+    universe_id: [u8; 32],
+    leaf_key: [u8; 32],
+    version: i32,
+    asset_id: [u8; 32],
+    group_key: Option<[u8; 33]>,
+    anchor_txid: [u8; 32],
+    anchor_vout: i32,
+    script_key: [u8; 33],
+    amount: i64,
+    block_height: i32,
+    asset_name: String,
+    is_head: Option<bool>,
+    complete: bool,
+    raw: Option<Vec<u8>>,
+    inserted_at: Timestamp,
+}
+
+impl TryFrom<LeafDbRow> for LeafRow {
+    type Error = StoreError;
+    fn try_from(r: LeafDbRow) -> Result<Self, StoreError> {
+        Ok(LeafRow {
+            id: r.id,
+            proof_type: type_from_code(r.proof_type)?,
+            universe_id: r.universe_id,
+            leaf_key: r.leaf_key,
+            version: r.version,
+            asset_id: r.asset_id,
+            group_key: r.group_key,
+            anchor: OutPoint {
+                txid: bitcoin::Txid::from_byte_array(r.anchor_txid),
+                vout: r.anchor_vout as u32,
+            },
+            script_key: r.script_key,
+            amount: r.amount as u64,
+            block_height: r.block_height as u32,
+            asset_name: r.asset_name,
+            is_head: r.is_head.unwrap_or(false),
+            complete: r.complete,
+            raw: r.raw,
+            inserted_at: r.inserted_at,
+        })
+    }
 }
 
 /// Leaves (every stored version) matching `f`, newest first.
@@ -547,8 +645,8 @@ pub async fn list_leaves(
     let q = format!(
         "SELECT l.id, l.proof_type, l.universe_id, l.leaf_key, l.version, l.asset_id,
             l.group_key, l.anchor_txid, l.anchor_vout, l.script_key, l.amount, l.block_height,
-            l.asset_name, h.leaf_id = l.id, COALESCE(h.complete, FALSE),
-            CASE WHEN $4 THEN p.raw END, floor(extract(epoch FROM l.inserted_at))::BIGINT
+            l.asset_name, h.leaf_id = l.id AS is_head, COALESCE(h.complete, FALSE) AS complete,
+            CASE WHEN $4 THEN p.raw END AS raw, tapvault_micros(l.inserted_at) AS inserted_at
          FROM universe_leaves l
          JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          LEFT JOIN universe_heads h ON h.tenant_id = l.tenant_id
@@ -558,7 +656,7 @@ pub async fn list_leaves(
            AND {cond}
          ORDER BY l.id DESC OFFSET $5 LIMIT $6"
     );
-    sqlx::query(AssertSqlSafe(q))
+    sqlx::query_as::<_, LeafDbRow>(AssertSqlSafe(q))
         .bind(tenant)
         .bind(a)
         .bind(b)
@@ -567,33 +665,9 @@ pub async fn list_leaves(
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?
-        .iter()
-        .map(leaf_row)
+        .into_iter()
+        .map(LeafRow::try_from)
         .collect()
-}
-
-fn leaf_row(r: &sqlx::postgres::PgRow) -> Result<LeafRow, StoreError> {
-    Ok(LeafRow {
-        id: r.get(0),
-        proof_type: type_from_code(r.get(1))?,
-        universe_id: arr(r.get(2))?,
-        leaf_key: arr(r.get(3))?,
-        version: r.get(4),
-        asset_id: arr(r.get(5))?,
-        group_key: r.get::<Option<Vec<u8>>, _>(6).map(arr).transpose()?,
-        anchor: OutPoint {
-            txid: bitcoin::Txid::from_byte_array(arr(r.get(7))?),
-            vout: r.get::<i32, _>(8) as u32,
-        },
-        script_key: arr(r.get(9))?,
-        amount: r.get::<i64, _>(10) as u64,
-        block_height: r.get::<i32, _>(11) as u32,
-        asset_name: r.get(12),
-        is_head: r.get::<Option<bool>, _>(13).unwrap_or(false),
-        complete: r.get(14),
-        raw: r.get(15),
-        inserted_at: r.get(16),
-    })
 }
 
 /// The newest stored proof for the output `(anchor, script key)`: the head
@@ -627,7 +701,7 @@ pub async fn spenders_of(
     tenant: TenantId,
     prev_leaf_key: &[u8; 32],
 ) -> Result<Vec<(OutPoint, [u8; 33])>, StoreError> {
-    sqlx::query(
+    let rows: Vec<([u8; 32], i32, [u8; 33])> = sqlx::query_as(
         "SELECT DISTINCT l.anchor_txid, l.anchor_vout, l.script_key
          FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
          WHERE h.tenant_id = $1 AND h.prev_leaf_key = $2",
@@ -635,22 +709,23 @@ pub async fn spenders_of(
     .bind(tenant)
     .bind(&prev_leaf_key[..])
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok((
-            OutPoint {
-                txid: bitcoin::Txid::from_byte_array(arr(r.get(0))?),
-                vout: r.get::<i32, _>(1) as u32,
-            },
-            arr(r.get(2))?,
-        ))
-    })
-    .collect()
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(txid, vout, sk)| {
+            (
+                OutPoint {
+                    txid: bitcoin::Txid::from_byte_array(txid),
+                    vout: vout as u32,
+                },
+                sk,
+            )
+        })
+        .collect())
 }
 
 /// What a tenant holds.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, FromRow)]
 pub struct Holdings {
     pub proofs: i64,
     pub leaves: i64,
@@ -659,49 +734,42 @@ pub struct Holdings {
     pub opaque_backups: i64,
     pub addresses: i64,
     pub tapscripts: i64,
-    /// Unix seconds of the newest push of any kind.
-    pub last_push_at: Option<i64>,
+    /// The newest push of any kind.
+    pub last_push_at: Option<Timestamp>,
 }
 
 pub async fn holdings(conn: &mut PgConnection, tenant: TenantId) -> Result<Holdings, StoreError> {
-    let r = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT
-           (SELECT count(*) FROM proofs WHERE tenant_id = $1),
-           (SELECT count(*) FROM universe_heads WHERE tenant_id = $1),
-           (SELECT count(*) FROM universe_heads WHERE tenant_id = $1 AND complete),
-           (SELECT count(*) FROM wallet_backups WHERE tenant_id = $1 AND kind = 'tapbak'),
-           (SELECT count(*) FROM wallet_backups WHERE tenant_id = $1 AND kind = 'opaque'),
-           (SELECT count(*) FROM addresses WHERE tenant_id = $1),
-           (SELECT count(*) FROM tapscripts WHERE tenant_id = $1),
-           floor(extract(epoch FROM GREATEST(
+           (SELECT count(*) FROM proofs WHERE tenant_id = $1) AS proofs,
+           (SELECT count(*) FROM universe_heads WHERE tenant_id = $1) AS leaves,
+           (SELECT count(*) FROM universe_heads WHERE tenant_id = $1 AND complete)
+             AS complete_leaves,
+           (SELECT count(*) FROM wallet_backups WHERE tenant_id = $1 AND kind = 'tapbak')
+             AS backups,
+           (SELECT count(*) FROM wallet_backups WHERE tenant_id = $1 AND kind = 'opaque')
+             AS opaque_backups,
+           (SELECT count(*) FROM addresses WHERE tenant_id = $1) AS addresses,
+           (SELECT count(*) FROM tapscripts WHERE tenant_id = $1) AS tapscripts,
+           tapvault_micros(GREATEST(
              (SELECT max(inserted_at) FROM universe_leaves WHERE tenant_id = $1),
              (SELECT max(received_at) FROM wallet_backups WHERE tenant_id = $1),
              (SELECT max(received_at) FROM addresses WHERE tenant_id = $1),
-             (SELECT max(received_at) FROM tapscripts WHERE tenant_id = $1))))::BIGINT",
+             (SELECT max(received_at) FROM tapscripts WHERE tenant_id = $1))) AS last_push_at",
     )
     .bind(tenant)
     .fetch_one(&mut *conn)
-    .await?;
-    Ok(Holdings {
-        proofs: r.get(0),
-        leaves: r.get(1),
-        complete_leaves: r.get(2),
-        backups: r.get(3),
-        opaque_backups: r.get(4),
-        addresses: r.get(5),
-        tapscripts: r.get(6),
-        last_push_at: r.get(7),
-    })
+    .await?)
 }
 
 /// Every stored proof version of the tenant in insertion order, with when
-/// it was received (unix microseconds), for export.
+/// it was received, for export.
 pub async fn all_proofs(
     conn: &mut PgConnection,
     tenant: TenantId,
-) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+) -> Result<Vec<(Vec<u8>, Timestamp)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT p.raw, (extract(epoch FROM l.inserted_at) * 1e6)::BIGINT FROM universe_leaves l
+        "SELECT p.raw, tapvault_micros(l.inserted_at) FROM universe_leaves l
          JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          WHERE l.tenant_id = $1 ORDER BY l.id",
     )
@@ -711,13 +779,13 @@ pub async fn all_proofs(
 }
 
 /// Every backup blob of the tenant, oldest first: kind, source, bytes,
-/// received (unix microseconds).
+/// when it was received.
 pub async fn all_backups(
     conn: &mut PgConnection,
     tenant: TenantId,
-) -> Result<Vec<(String, String, Vec<u8>, i64)>, StoreError> {
+) -> Result<Vec<(String, String, Vec<u8>, Timestamp)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT kind, source, raw, (extract(epoch FROM received_at) * 1e6)::BIGINT
+        "SELECT kind, source, raw, tapvault_micros(received_at)
          FROM wallet_backups WHERE tenant_id = $1 ORDER BY id",
     )
     .bind(tenant)

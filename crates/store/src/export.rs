@@ -9,6 +9,7 @@
 use crate::backup::{self as sb, TapscriptRow};
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
+use crate::time::Timestamp;
 use crate::universe::{insert_leaves_tx, NewLeaf};
 use sqlx::PgConnection;
 use tapvault_codec::primitives::sha256;
@@ -42,16 +43,15 @@ pub struct ExportedBackup {
     pub kind: String,
     pub source: String,
     pub raw: Vec<u8>,
-    /// Unix microseconds.
-    pub received_at: i64,
+    pub received_at: Timestamp,
 }
 
-/// A proof version as exported: its bytes and when it was received (unix
-/// microseconds).
+/// A proof version as exported: its bytes and when it was received (in the
+/// file: unix microseconds, big-endian).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportedProof {
     pub raw: Vec<u8>,
-    pub received_at: i64,
+    pub received_at: Timestamp,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,8 +59,8 @@ pub struct Export {
     pub manifest: serde_json::Value,
     pub proofs: Vec<ExportedProof>,
     pub backups: Vec<ExportedBackup>,
-    /// Address string and when it was received (unix microseconds).
-    pub addresses: Vec<(String, i64)>,
+    /// Address string and when it was received.
+    pub addresses: Vec<(String, Timestamp)>,
     pub tapscripts: Vec<TapscriptRow>,
 }
 
@@ -79,19 +79,19 @@ impl Export {
             self.manifest.to_string().as_bytes(),
         );
         for p in &self.proofs {
-            let mut v = p.received_at.to_be_bytes().to_vec();
+            let mut v = p.received_at.micros().to_be_bytes().to_vec();
             v.extend_from_slice(&p.raw);
             record(&mut out, KIND_PROOF, &v);
         }
         for b in &self.backups {
             let mut v = vec![u8::from(b.kind == "opaque")];
-            v.extend_from_slice(&b.received_at.to_be_bytes());
+            v.extend_from_slice(&b.received_at.micros().to_be_bytes());
             write_var_bytes(&mut v, b.source.as_bytes());
             v.extend_from_slice(&b.raw);
             record(&mut out, KIND_BACKUP, &v);
         }
         for (a, at) in &self.addresses {
-            let mut v = at.to_be_bytes().to_vec();
+            let mut v = at.micros().to_be_bytes().to_vec();
             v.extend_from_slice(a.as_bytes());
             record(&mut out, KIND_ADDRESS, &v);
         }
@@ -100,7 +100,7 @@ impl Export {
             write_var_bytes(&mut v, t.raw_key.as_ref().map(|k| &k[..]).unwrap_or(&[]));
             v.extend_from_slice(&t.root_hash);
             write_var_bytes(&mut v, &t.leaves);
-            v.extend_from_slice(&t.received_at.unwrap_or(0).to_be_bytes());
+            v.extend_from_slice(&t.received_at.unwrap_or_default().micros().to_be_bytes());
             v.extend_from_slice(t.label.as_bytes());
             record(&mut out, KIND_TAPSCRIPT, &v);
         }
@@ -148,7 +148,7 @@ impl Export {
                 }
                 KIND_PROOF => {
                     let mut pr = Reader::new(payload);
-                    let received_at = pr.u64_be().map_err(m)? as i64;
+                    let received_at = Timestamp::from_micros(pr.u64_be().map_err(m)? as i64);
                     ex.proofs.push(ExportedProof {
                         received_at,
                         raw: pr.take(pr.remaining() as u64).map_err(m)?.to_vec(),
@@ -157,7 +157,7 @@ impl Export {
                 KIND_BACKUP => {
                     let mut pr = Reader::new(payload);
                     let opaque = pr.u8().map_err(m)?;
-                    let received_at = pr.u64_be().map_err(m)? as i64;
+                    let received_at = Timestamp::from_micros(pr.u64_be().map_err(m)? as i64);
                     let source = utf8(pr.var_bytes(4096).map_err(m)?, "backup source")?;
                     let raw = pr.take(pr.remaining() as u64).map_err(m)?.to_vec();
                     ex.backups.push(ExportedBackup {
@@ -169,7 +169,7 @@ impl Export {
                 }
                 KIND_ADDRESS => {
                     let mut pr = Reader::new(payload);
-                    let at = pr.u64_be().map_err(m)? as i64;
+                    let at = Timestamp::from_micros(pr.u64_be().map_err(m)? as i64);
                     let a = utf8(pr.take(pr.remaining() as u64).map_err(m)?, "address")?;
                     ex.addresses.push((a, at));
                 }
@@ -184,7 +184,7 @@ impl Export {
                     };
                     let root_hash = pr.array::<32>().map_err(m)?;
                     let leaves = pr.var_bytes(u64::MAX).map_err(m)?.to_vec();
-                    let received_at = Some(pr.u64_be().map_err(m)? as i64);
+                    let received_at = Some(Timestamp::from_micros(pr.u64_be().map_err(m)? as i64));
                     let label = utf8(pr.take(pr.remaining() as u64).map_err(m)?, "label")?;
                     ex.tapscripts.push(TapscriptRow {
                         key_x,
@@ -229,7 +229,7 @@ pub async fn read_tenant(
     let addresses = sb::list_addresses(conn, tenant, None, 0, i64::MAX)
         .await?
         .into_iter()
-        .map(|a| (a.encoded, a.received_at.unwrap_or(0)))
+        .map(|a| (a.encoded, a.received_at.unwrap_or_default()))
         .collect::<Vec<_>>();
     let tapscripts = sb::list_tapscripts(conn, tenant, None, 0, i64::MAX).await?;
     let manifest = serde_json::json!({

@@ -5,7 +5,6 @@
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
 use crate::universe::{tree_root, type_from_code};
-use sqlx::Row;
 use std::collections::BTreeMap;
 use tapvault_codec::universe::{multiverse_leaf, universe_namespace};
 use tapvault_mssmt::{LeafUpdate, MemTree, Node};
@@ -33,13 +32,17 @@ pub struct Checked {
 pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
     let mut tx = crate::universe::snapshot(db).await?;
     let mut out = Vec::new();
-    let names: BTreeMap<i64, String> = sqlx::query_as("SELECT id, name FROM tenants")
+    let names: BTreeMap<TenantId, String> = sqlx::query_as("SELECT id, name FROM tenants")
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .collect();
-    let name = |t: i64| names.get(&t).cloned().unwrap_or_else(|| format!("#{t}"));
-    let tname = |t: TenantId| name(t.0);
+    let name = |t: TenantId| {
+        names
+            .get(&t)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", t.0))
+    };
     let mut checked = Checked {
         tenants: names.len() as i64,
         ..Default::default()
@@ -49,16 +52,17 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
     checked.proofs = sqlx::query_scalar("SELECT count(*) FROM proofs")
         .fetch_one(&mut *tx)
         .await?;
-    for r in sqlx::query("SELECT tenant_id, hash FROM proofs WHERE sha256(raw) <> hash")
-        .fetch_all(&mut *tx)
-        .await?
-    {
+    let rows: Vec<(TenantId, Vec<u8>)> =
+        sqlx::query_as("SELECT tenant_id, hash FROM proofs WHERE sha256(raw) <> hash")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (tenant, hash) in rows {
         out.push(Finding {
-            tenant: name(r.get(0)),
+            tenant: name(tenant),
             check: "proof hash",
             detail: format!(
                 "proof {} does not hash to its key (its bytes changed)",
-                hex::encode(r.get::<Vec<u8>, _>(1))
+                hex::encode(hash)
             ),
         });
     }
@@ -67,23 +71,21 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
     checked.leaves = sqlx::query_scalar("SELECT count(*) FROM universe_leaves")
         .fetch_one(&mut *tx)
         .await?;
-    for r in sqlx::query(
+    let rows: Vec<(TenantId, Vec<u8>, i32, bool)> = sqlx::query_as(
         "SELECT l.tenant_id, l.leaf_key, l.version, p.hash IS NULL
          FROM universe_leaves l
          LEFT JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          WHERE p.hash IS NULL OR sha256(p.raw || int8send(l.leaf_sum)) <> l.leaf_node_hash",
     )
     .fetch_all(&mut *tx)
-    .await?
-    {
-        let missing: bool = r.get(3);
+    .await?;
+    for (tenant, leaf_key, version, missing) in rows {
         out.push(Finding {
-            tenant: name(r.get(0)),
+            tenant: name(tenant),
             check: "leaf proof",
             detail: format!(
-                "leaf {} version {}: {}",
-                hex::encode(r.get::<Vec<u8>, _>(1)),
-                r.get::<i32, _>(2),
+                "leaf {} version {version}: {}",
+                hex::encode(leaf_key),
                 if missing {
                     "its proof is missing"
                 } else {
@@ -97,7 +99,9 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
     checked.heads = sqlx::query_scalar("SELECT count(*) FROM universe_heads")
         .fetch_one(&mut *tx)
         .await?;
-    for r in sqlx::query(
+    /// Tenant, leaf key, newest version, version count, head's version.
+    type HeadCheck = (TenantId, Vec<u8>, i32, i64, Option<i32>);
+    let rows: Vec<HeadCheck> = sqlx::query_as(
         "WITH v AS (
             SELECT tenant_id, universe_id, proof_type, leaf_key,
                    max(version) AS newest, count(*) AS n
@@ -111,18 +115,15 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
             OR hl.leaf_key <> v.leaf_key",
     )
     .fetch_all(&mut *tx)
-    .await?
-    {
+    .await?;
+    for (tenant, leaf_key, newest, n, head) in rows {
         out.push(Finding {
-            tenant: name(r.get(0)),
+            tenant: name(tenant),
             check: "head",
             detail: format!(
-                "leaf {}: {} versions up to {}, head at {}",
-                hex::encode(r.get::<Vec<u8>, _>(1)),
-                r.get::<i64, _>(3),
-                r.get::<i32, _>(2),
-                r.get::<Option<i32>, _>(4)
-                    .map(|v| format!("version {v}"))
+                "leaf {}: {n} versions up to {newest}, head at {}",
+                hex::encode(leaf_key),
+                head.map(|v| format!("version {v}"))
                     .unwrap_or_else(|| "nothing".into())
             ),
         });
@@ -130,22 +131,21 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
 
     // A head is complete exactly when it is an issuance leaf or its
     // previous leaf is a complete head of the same universe.
-    for r in sqlx::query(
+    let rows: Vec<(TenantId, Vec<u8>, bool)> = sqlx::query_as(
         "SELECT h.tenant_id, h.leaf_key, h.complete FROM universe_heads h
          WHERE h.complete <> (h.proof_type = 1 OR EXISTS (
              SELECT 1 FROM universe_heads p WHERE p.tenant_id = h.tenant_id
                 AND p.universe_id = h.universe_id AND p.leaf_key = h.prev_leaf_key AND p.complete))",
     )
     .fetch_all(&mut *tx)
-    .await?
-    {
-        let complete: bool = r.get(2);
+    .await?;
+    for (tenant, leaf_key, complete) in rows {
         out.push(Finding {
-            tenant: name(r.get(0)),
+            tenant: name(tenant),
             check: "ancestry",
             detail: format!(
                 "leaf {} is marked {} but its ancestry is {}",
-                hex::encode(r.get::<Vec<u8>, _>(1)),
+                hex::encode(leaf_key),
                 if complete { "complete" } else { "waiting" },
                 if complete { "not stored" } else { "stored" }
             ),
@@ -154,20 +154,15 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
 
     // Every universe root equals a recomputation from its complete heads,
     // and every multiverse root one from those universe roots.
-    let universes = sqlx::query("SELECT tenant_id, universe_id, proof_type FROM universes")
-        .fetch_all(&mut *tx)
-        .await?;
+    let universes: Vec<(TenantId, [u8; 32], i16)> =
+        sqlx::query_as("SELECT tenant_id, universe_id, proof_type FROM universes")
+            .fetch_all(&mut *tx)
+            .await?;
     checked.universes = universes.len() as i64;
     let mut multiverse: BTreeMap<(TenantId, i16), Vec<LeafUpdate>> = BTreeMap::new();
-    for u in universes {
-        let tenant: TenantId = u.get(0);
-        let uid: [u8; 32] = u
-            .get::<Vec<u8>, _>(1)
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("universe id".into()))?;
-        let code: i16 = u.get(2);
+    for (tenant, uid, code) in universes {
         let ty = type_from_code(code)?;
-        let rows = sqlx::query(
+        let rows: Vec<([u8; 32], [u8; 32], i64)> = sqlx::query_as(
             "SELECT h.leaf_key, l.leaf_node_hash, l.leaf_sum
              FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
              WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.complete",
@@ -177,30 +172,22 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         .bind(code)
         .fetch_all(&mut *tx)
         .await?;
-        let mut ups = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key: [u8; 32] = r
-                .get::<Vec<u8>, _>(0)
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("leaf key".into()))?;
-            let hash: [u8; 32] = r
-                .get::<Vec<u8>, _>(1)
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("leaf node hash".into()))?;
-            ups.push(LeafUpdate {
+        let ups: Vec<LeafUpdate> = rows
+            .into_iter()
+            .map(|(key, hash, sum)| LeafUpdate {
                 key,
                 leaf: Node {
                     hash,
-                    sum: r.get::<i64, _>(2) as u64,
+                    sum: sum as u64,
                 },
-            });
-        }
+            })
+            .collect();
         let mut t = MemTree::new();
         let want = match t.apply(ups) {
             Ok(n) => n,
             Err(e) => {
                 out.push(Finding {
-                    tenant: tname(tenant),
+                    tenant: name(tenant),
                     check: "root",
                     detail: format!("universe {}: {e}", universe_namespace(&uid, ty)),
                 });
@@ -211,7 +198,7 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         let have = tree_root(&mut tx, tenant, &ns).await?;
         if have != want {
             out.push(Finding {
-                tenant: tname(tenant),
+                tenant: name(tenant),
                 check: "root",
                 detail: format!(
                     "universe {ns}: stored root {}/{} but its leaves give {}/{}",
@@ -234,7 +221,7 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         let have = tree_root(&mut tx, tenant, ty.multiverse_namespace()).await?;
         if want != Some(have) {
             out.push(Finding {
-                tenant: tname(tenant),
+                tenant: name(tenant),
                 check: "root",
                 detail: format!(
                     "{}: stored root {} does not match its universes' roots",
@@ -249,22 +236,20 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
     checked.wallet_backups = sqlx::query_scalar("SELECT count(*) FROM wallet_backups")
         .fetch_one(&mut *tx)
         .await?;
-    for r in sqlx::query("SELECT tenant_id, id FROM wallet_backups WHERE sha256(raw) <> sha256")
-        .fetch_all(&mut *tx)
-        .await?
-    {
+    let rows: Vec<(TenantId, i64)> =
+        sqlx::query_as("SELECT tenant_id, id FROM wallet_backups WHERE sha256(raw) <> sha256")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (tenant, id) in rows {
         out.push(Finding {
-            tenant: name(r.get(0)),
+            tenant: name(tenant),
             check: "backup checksum",
-            detail: format!(
-                "wallet backup {} does not match its checksum",
-                r.get::<i64, _>(1)
-            ),
+            detail: format!("wallet backup {id} does not match its checksum"),
         });
     }
 
     // Usage counters equal a recount.
-    for r in sqlx::query(
+    let rows: Vec<(TenantId, i64, i64, i64, i64)> = sqlx::query_as(
         "WITH c AS (
             SELECT tenant_id, sum(b) AS b, sum(n) AS n FROM (
                 SELECT tenant_id, sum(length(raw)) AS b, count(*) AS n FROM proofs GROUP BY 1
@@ -279,17 +264,13 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
          WHERE COALESCE(c.b, 0) <> COALESCE(u.bytes, 0) OR COALESCE(c.n, 0) <> COALESCE(u.items, 0)",
     )
     .fetch_all(&mut *tx)
-    .await?
-    {
+    .await?;
+    for (tenant, bytes, items, used_bytes, used_items) in rows {
         out.push(Finding {
-            tenant: name(r.get(0)),
+            tenant: name(tenant),
             check: "usage",
             detail: format!(
-                "stored {} bytes / {} items but usage says {} / {}",
-                r.get::<i64, _>(1),
-                r.get::<i64, _>(2),
-                r.get::<i64, _>(3),
-                r.get::<i64, _>(4)
+                "stored {bytes} bytes / {items} items but usage says {used_bytes} / {used_items}"
             ),
         });
     }

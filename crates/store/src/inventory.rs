@@ -3,9 +3,10 @@
 
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
+use crate::time::Timestamp;
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
-use sqlx::Row;
+use sqlx::FromRow;
 
 /// A key locator: the raw (internal) key and where the wallet derives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +31,12 @@ pub struct NodeOutput {
     pub anchor_internal_key: Option<Locator>,
 }
 
-/// A stored output with its report times (unix seconds).
+/// A stored output with its report times.
 #[derive(Clone, Debug)]
 pub struct StoredOutput {
     pub output: NodeOutput,
-    pub first_seen_at: i64,
-    pub last_seen_at: i64,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
     pub current: bool,
 }
 
@@ -186,10 +187,13 @@ pub async fn push(
     Ok((outputs_new, keys_new))
 }
 
-/// The newest complete run: (run id, unix seconds).
-pub async fn newest_run(db: &Db, tenant: TenantId) -> Result<Option<(String, i64)>, StoreError> {
+/// The newest complete run: (run id, when it completed).
+pub async fn newest_run(
+    db: &Db,
+    tenant: TenantId,
+) -> Result<Option<(String, Timestamp)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT run_id, extract(epoch FROM completed_at)::BIGINT FROM inventory_runs
+        "SELECT run_id, tapvault_micros(completed_at) FROM inventory_runs
          WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1",
     )
     .bind(tenant)
@@ -197,12 +201,59 @@ pub async fn newest_run(db: &Db, tenant: TenantId) -> Result<Option<(String, i64
     .await?)
 }
 
-fn locator(raw: Option<Vec<u8>>, f: Option<i32>, i: Option<i32>) -> Option<Locator> {
+fn locator(raw: Option<[u8; 33]>, f: Option<i32>, i: Option<i32>) -> Option<Locator> {
     Some(Locator {
-        raw_key: raw?.try_into().ok()?,
+        raw_key: raw?,
         family: f?,
         index: i?,
     })
+}
+
+#[derive(FromRow)]
+struct OutputRow {
+    anchor_txid: [u8; 32],
+    anchor_vout: i32,
+    script_key: [u8; 33],
+    asset_id: [u8; 32],
+    amount: i64,
+    script_key_type: i16,
+    leased: bool,
+    anchor_height: i32,
+    sk_raw_key: Option<[u8; 33]>,
+    sk_family: Option<i32>,
+    sk_index: Option<i32>,
+    sk_tweak: Option<Vec<u8>>,
+    ik_raw_key: Option<[u8; 33]>,
+    ik_family: Option<i32>,
+    ik_index: Option<i32>,
+    first_seen_at: Timestamp,
+    last_seen_at: Timestamp,
+    current: bool,
+}
+
+impl From<OutputRow> for StoredOutput {
+    fn from(r: OutputRow) -> Self {
+        StoredOutput {
+            output: NodeOutput {
+                anchor: OutPoint {
+                    txid: bitcoin::Txid::from_byte_array(r.anchor_txid),
+                    vout: r.anchor_vout as u32,
+                },
+                script_key: r.script_key,
+                asset_id: r.asset_id,
+                amount: r.amount as u64,
+                script_key_type: r.script_key_type,
+                leased: r.leased,
+                anchor_height: r.anchor_height as u32,
+                script_key_internal: locator(r.sk_raw_key, r.sk_family, r.sk_index),
+                script_key_tweak: r.sk_tweak,
+                anchor_internal_key: locator(r.ik_raw_key, r.ik_family, r.ik_index),
+            },
+            first_seen_at: r.first_seen_at,
+            last_seen_at: r.last_seen_at,
+            current: r.current,
+        }
+    }
 }
 
 /// A page of outputs in report order: the newest complete run's (or all).
@@ -217,11 +268,11 @@ pub async fn outputs(
     if run.is_none() && !all {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
+    let rows: Vec<OutputRow> = sqlx::query_as(
         "SELECT anchor_txid, anchor_vout, script_key, asset_id, amount, script_key_type, leased,
                 anchor_height, sk_raw_key, sk_family, sk_index, sk_tweak, ik_raw_key, ik_family,
-                ik_index, extract(epoch FROM first_seen_at)::BIGINT,
-                extract(epoch FROM last_seen_at)::BIGINT, last_run_id = $2
+                ik_index, tapvault_micros(first_seen_at) AS first_seen_at,
+                tapvault_micros(last_seen_at) AS last_seen_at, last_run_id = $2 AS current
          FROM node_outputs WHERE tenant_id = $1 AND ($3 OR last_run_id = $2)
          ORDER BY id OFFSET $4 LIMIT $5",
     )
@@ -232,40 +283,7 @@ pub async fn outputs(
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    let corrupt = |w: &str| StoreError::Corrupt(format!("node output {w}"));
-    rows.into_iter()
-        .map(|r| {
-            let txid: Vec<u8> = r.get(0);
-            Ok(StoredOutput {
-                output: NodeOutput {
-                    anchor: OutPoint {
-                        txid: bitcoin::Txid::from_byte_array(
-                            txid.try_into().map_err(|_| corrupt("txid"))?,
-                        ),
-                        vout: r.get::<i32, _>(1) as u32,
-                    },
-                    script_key: r
-                        .get::<Vec<u8>, _>(2)
-                        .try_into()
-                        .map_err(|_| corrupt("script key"))?,
-                    asset_id: r
-                        .get::<Vec<u8>, _>(3)
-                        .try_into()
-                        .map_err(|_| corrupt("asset id"))?,
-                    amount: r.get::<i64, _>(4) as u64,
-                    script_key_type: r.get(5),
-                    leased: r.get(6),
-                    anchor_height: r.get::<i32, _>(7) as u32,
-                    script_key_internal: locator(r.get(8), r.get(9), r.get(10)),
-                    script_key_tweak: r.get(11),
-                    anchor_internal_key: locator(r.get(12), r.get(13), r.get(14)),
-                },
-                first_seen_at: r.get(15),
-                last_seen_at: r.get(16),
-                current: r.get(17),
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(StoredOutput::from).collect())
 }
 
 /// A page of key locators, in arrival order.
@@ -275,7 +293,17 @@ pub async fn keys(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<KeyRow>, StoreError> {
-    let rows = sqlx::query(
+    #[derive(FromRow)]
+    struct Row {
+        kind: String,
+        key: Vec<u8>,
+        raw_key: [u8; 33],
+        family: i32,
+        idx: i32,
+        tweak: Option<Vec<u8>>,
+        script_key_type: i16,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT kind, key, raw_key, family, idx, tweak, script_key_type FROM key_locators
          WHERE tenant_id = $1 ORDER BY id OFFSET $2 LIMIT $3",
     )
@@ -286,21 +314,17 @@ pub async fn keys(
     .await?;
     rows.into_iter()
         .map(|r| {
-            let kind: String = r.get(0);
             Ok(KeyRow {
-                kind: KeyKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("key kind {kind}")))?,
-                key: r.get(1),
+                kind: KeyKind::parse(&r.kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("key kind {}", r.kind)))?,
+                key: r.key,
                 locator: Locator {
-                    raw_key: r
-                        .get::<Vec<u8>, _>(2)
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("raw key".into()))?,
-                    family: r.get(3),
-                    index: r.get(4),
+                    raw_key: r.raw_key,
+                    family: r.family,
+                    index: r.idx,
                 },
-                tweak: r.get(5),
-                script_key_type: r.get(6),
+                tweak: r.tweak,
+                script_key_type: r.script_key_type,
             })
         })
         .collect()

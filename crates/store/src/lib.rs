@@ -9,9 +9,11 @@ pub mod fsck;
 pub mod inventory;
 pub mod quota;
 pub mod tenants;
+pub mod time;
 pub mod tree;
 pub mod universe;
 
 pub use db::{connect, migrate, Db, FailureKind, StoreError};
 pub use tenants::TenantId;
+pub use time::Timestamp;
 pub use tree::{NodeCache, PgTree};

@@ -2,6 +2,7 @@
 //! stored). Every other table is keyed by a [`TenantId`].
 
 use crate::db::{Db, StoreError};
+use crate::time::Timestamp;
 
 /// A tenant's id. Requests carry it from the auth layer to every store
 /// call; a bare integer never stands for a tenant.
@@ -29,10 +30,9 @@ pub struct TokenRow {
     pub jti: String,
     pub tenant: String,
     pub scopes: String,
-    /// Unix seconds.
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub revoked_at: Option<i64>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// What a request's token is checked against.
@@ -82,22 +82,22 @@ pub async fn list_tenants(db: &Db) -> Result<Vec<TenantRow>, StoreError> {
     .await?)
 }
 
-/// Records an issued token (unix seconds of expiry).
+/// Records an issued token.
 pub async fn record_token(
     db: &Db,
     jti: &str,
     tenant: TenantId,
     scopes: &str,
-    expires_at: i64,
+    expires_at: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (jti, tenant_id, scopes, expires_at)
-         VALUES ($1, $2, $3, to_timestamp($4))",
+         VALUES ($1, $2, $3, tapvault_time($4))",
     )
     .bind(jti)
     .bind(tenant)
     .bind(scopes)
-    .bind(expires_at as f64)
+    .bind(expires_at)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -130,9 +130,9 @@ pub async fn list_tokens(
 ) -> Result<Vec<TokenRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT t.jti, tn.name AS tenant, t.scopes,
-                extract(epoch FROM t.issued_at)::BIGINT AS issued_at,
-                extract(epoch FROM t.expires_at)::BIGINT AS expires_at,
-                extract(epoch FROM t.revoked_at)::BIGINT AS revoked_at
+                tapvault_micros(t.issued_at) AS issued_at,
+                tapvault_micros(t.expires_at) AS expires_at,
+                tapvault_micros(t.revoked_at) AS revoked_at
          FROM tokens t JOIN tenants tn ON tn.id = t.tenant_id
          WHERE ($1::BIGINT IS NULL OR t.tenant_id = $1)
            AND ($2 OR (t.revoked_at IS NULL AND t.expires_at > now()))

@@ -4,13 +4,14 @@
 
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
+use crate::time::Timestamp;
 use crate::tree::{lock_root, PgTree};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 // Dynamic SQL here is only ever built from constant fragments (column lists,
 // one fixed condition per filter, ASC/DESC): AssertSqlSafe marks those.
 use sqlx::AssertSqlSafe;
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{FromRow, PgConnection, Postgres, Transaction};
 use tapvault_codec::primitives::sha256;
 use tapvault_codec::universe::{multiverse_leaf, universe_namespace};
 use tapvault_codec::ProofType;
@@ -50,9 +51,9 @@ pub struct NewLeaf {
     pub asset_name: String,
     /// Leaf key of the primary previous output (transfers only).
     pub prev_leaf_key: Option<[u8; 32]>,
-    /// When it was first received (unix microseconds); `None` = now. Set
-    /// only by imports, which keep the original times.
-    pub received_at: Option<i64>,
+    /// When it was first received; `None` = now. Set only by imports,
+    /// which keep the original times.
+    pub received_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,15 +81,6 @@ fn i64_of(v: u64) -> i64 {
 }
 fn u64_of(v: i64) -> u64 {
     v as u64
-}
-
-fn node_of(hash: Vec<u8>, sum: i64) -> Result<Node, StoreError> {
-    Ok(Node {
-        hash: hash
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))?,
-        sum: u64_of(sum),
-    })
 }
 
 /// A tree failure, keeping a database error as one (so the caller can tell
@@ -264,7 +256,16 @@ async fn load_heads(
     let uids: Vec<&[u8]> = leaves.iter().map(|l| &l.universe_id[..]).collect();
     let tys: Vec<i16> = leaves.iter().map(|l| type_code(l.proof_type)).collect();
     let keys: Vec<&[u8]> = leaves.iter().map(|l| &l.leaf_key[..]).collect();
-    let rows = sqlx::query(
+    #[derive(FromRow)]
+    struct HeadRow {
+        universe_id: [u8; 32],
+        proof_type: i16,
+        leaf_key: [u8; 32],
+        complete: bool,
+        proof_hash: [u8; 32],
+        version: i32,
+    }
+    let rows: Vec<HeadRow> = sqlx::query_as(
         "SELECT h.universe_id, h.proof_type, h.leaf_key, h.complete, l.proof_hash, l.version
          FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
          JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
@@ -277,18 +278,19 @@ async fn load_heads(
     .bind(&keys)
     .fetch_all(&mut **tx)
     .await?;
-    let mut out = std::collections::HashMap::with_capacity(rows.len());
-    for r in rows {
-        out.insert(
-            (arr(r.get(0))?, r.get::<i16, _>(1), arr(r.get(2))?),
-            Head {
-                complete: r.get(3),
-                proof_hash: arr(r.get(4))?,
-                version: r.get(5),
-            },
-        );
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                (r.universe_id, r.proof_type, r.leaf_key),
+                Head {
+                    complete: r.complete,
+                    proof_hash: r.proof_hash,
+                    version: r.version,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The stored versions a batch's proofs could repeat: every head, plus the
@@ -320,7 +322,15 @@ async fn load_older_versions(
     if uids.is_empty() {
         return Ok(out);
     }
-    let rows = sqlx::query(
+    #[derive(FromRow)]
+    struct VersionRow {
+        universe_id: [u8; 32],
+        proof_type: i16,
+        leaf_key: [u8; 32],
+        proof_hash: [u8; 32],
+        version: i32,
+    }
+    let rows: Vec<VersionRow> = sqlx::query_as(
         "SELECT l.universe_id, l.proof_type, l.leaf_key, l.proof_hash, l.version
          FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
          JOIN universe_leaves l ON l.tenant_id = $1 AND l.universe_id = k.u
@@ -333,8 +343,10 @@ async fn load_older_versions(
     .fetch_all(&mut **tx)
     .await?;
     for r in rows {
-        let hk: HeadKey = (arr(r.get(0))?, r.get::<i16, _>(1), arr(r.get(2))?);
-        out.insert((hk, arr(r.get(3))?), r.get::<i32, _>(4));
+        out.insert(
+            ((r.universe_id, r.proof_type, r.leaf_key), r.proof_hash),
+            r.version,
+        );
     }
     Ok(out)
 }
@@ -356,7 +368,7 @@ async fn load_complete_prevs(
     if uids.is_empty() {
         return Ok(Default::default());
     }
-    let rows = sqlx::query(
+    let rows: Vec<([u8; 32], [u8; 32])> = sqlx::query_as(
         "SELECT DISTINCT h.universe_id, h.leaf_key
          FROM unnest($2::BYTEA[], $3::BYTEA[]) AS k(u, lk)
          JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
@@ -367,9 +379,7 @@ async fn load_complete_prevs(
     .bind(&keys)
     .fetch_all(&mut **tx)
     .await?;
-    rows.into_iter()
-        .map(|r| Ok((arr(r.get(0))?, arr(r.get(1))?)))
-        .collect()
+    Ok(rows.into_iter().collect())
 }
 
 /// Writes one run (distinct leaf keys) with one statement, then completes
@@ -415,7 +425,10 @@ async fn flush_run(
     let sums: Vec<i64> = writes.iter().map(|r| i64_of(r.leaf.leaf_sum)).collect();
     let heights: Vec<i32> = writes.iter().map(|r| r.leaf.block_height as i32).collect();
     let names: Vec<&str> = writes.iter().map(|r| r.leaf.asset_name.as_str()).collect();
-    let received: Vec<Option<i64>> = writes.iter().map(|r| r.leaf.received_at).collect();
+    let received: Vec<Option<i64>> = writes
+        .iter()
+        .map(|r| r.leaf.received_at.map(Timestamp::micros))
+        .collect();
     let prevs: Vec<Option<Vec<u8>>> = writes
         .iter()
         .map(|r| r.leaf.prev_leaf_key.map(|k| k.to_vec()))
@@ -458,7 +471,7 @@ async fn flush_run(
             SELECT $1, universe_id, proof_type, leaf_key, version, proof_hash, asset_id,
                 group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
                 leaf_node_hash, block_height, block_hash, asset_name,
-                COALESCE(to_timestamp(received_at::FLOAT8 / 1e6), now())
+                tapvault_time(received_at)
             FROM i ORDER BY ord
             RETURNING id, universe_id, proof_type, leaf_key
          ),
@@ -644,7 +657,7 @@ async fn complete_descendants(
     let mut frontier = vec![key.to_vec()];
     let mut out = Vec::new();
     while !frontier.is_empty() {
-        let rows = sqlx::query(
+        let rows: Vec<([u8; 32], Vec<u8>, i64)> = sqlx::query_as(
             "UPDATE universe_heads h SET complete = TRUE
              FROM universe_leaves l, proofs p
              WHERE h.tenant_id = $1 AND h.universe_id = $2 AND NOT h.complete
@@ -658,16 +671,9 @@ async fn complete_descendants(
         .fetch_all(&mut *conn)
         .await?;
         frontier.clear();
-        for r in rows {
-            let k: Vec<u8> = r.get(0);
-            let raw: Vec<u8> = r.get(1);
-            let sum: i64 = r.get(2);
-            let key: [u8; 32] = k
-                .clone()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("leaf key".into()))?;
+        for (key, raw, sum) in rows {
             out.push(LeafUpdate::new(key, &raw, u64_of(sum)));
-            frontier.push(k);
+            frontier.push(key.to_vec());
         }
     }
     Ok(out)
@@ -705,11 +711,6 @@ pub struct UniverseInfo {
     pub root: Node,
 }
 
-fn arr<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
-    v.try_into()
-        .map_err(|_| StoreError::Corrupt(format!("expected {N} bytes")))
-}
-
 /// A consistent read snapshot: every query on it sees the same commit.
 pub async fn snapshot(db: &Db) -> Result<Transaction<'static, Postgres>, StoreError> {
     let mut tx = db.pool.begin().await?;
@@ -724,7 +725,7 @@ pub async fn tree_root(
     tenant: TenantId,
     ns: &str,
 ) -> Result<Node, StoreError> {
-    let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
+    let row: Option<([u8; 32], i64)> = sqlx::query_as(
         "SELECT root_hash, root_sum FROM mssmt_roots WHERE tenant_id = $1 AND namespace = $2",
     )
     .bind(tenant)
@@ -732,7 +733,10 @@ pub async fn tree_root(
     .fetch_optional(&mut *conn)
     .await?;
     match row {
-        Some((h, s)) => node_of(h, s),
+        Some((hash, sum)) => Ok(Node {
+            hash,
+            sum: u64_of(sum),
+        }),
         None => Ok(empty_root()),
     }
 }
@@ -744,7 +748,13 @@ pub async fn universe(
     uid: &[u8; 32],
     ty: ProofType,
 ) -> Result<Option<UniverseInfo>, StoreError> {
-    let row = sqlx::query(
+    #[derive(FromRow)]
+    struct UniverseRow {
+        asset_id: Option<[u8; 32]>,
+        group_key: Option<[u8; 33]>,
+        asset_name: String,
+    }
+    let row: Option<UniverseRow> = sqlx::query_as(
         "SELECT asset_id, group_key, asset_name FROM universes
          WHERE tenant_id = $1 AND universe_id = $2 AND proof_type = $3",
     )
@@ -758,9 +768,9 @@ pub async fn universe(
     Ok(Some(UniverseInfo {
         universe_id: *uid,
         proof_type: ty,
-        asset_id: row.get::<Option<Vec<u8>>, _>(0).map(arr).transpose()?,
-        group_key: row.get::<Option<Vec<u8>>, _>(1).map(arr).transpose()?,
-        asset_name: row.get(2),
+        asset_id: row.asset_id,
+        group_key: row.group_key,
+        asset_name: row.asset_name,
         root,
     }))
 }
@@ -777,7 +787,7 @@ pub async fn list_universes(
         "SELECT universe_id, proof_type FROM universes WHERE tenant_id = $1 ORDER BY id {} OFFSET $2 LIMIT $3",
         if descending { "DESC" } else { "ASC" }
     );
-    let rows: Vec<(Vec<u8>, i16)> = sqlx::query_as(AssertSqlSafe(q))
+    let rows: Vec<([u8; 32], i16)> = sqlx::query_as(AssertSqlSafe(q))
         .bind(tenant)
         .bind(offset)
         .bind(limit)
@@ -785,7 +795,6 @@ pub async fn list_universes(
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for (uid, ty) in rows {
-        let uid = arr(uid)?;
         if let Some(u) = universe(conn, tenant, &uid, type_from_code(ty)?).await? {
             out.push(u);
         }
@@ -866,22 +875,40 @@ const LEAF_COLUMNS: &str =
     "h.proof_type, h.leaf_key, p.raw, l.anchor_txid, l.anchor_vout, l.script_key,
     l.leaf_sum, l.leaf_node_hash, l.version, h.complete, l.asset_name";
 
-fn leaf_of(r: &sqlx::postgres::PgRow) -> Result<StoredLeaf, StoreError> {
-    Ok(StoredLeaf {
-        proof_type: type_from_code(r.get(0))?,
-        leaf_key: arr(r.get(1))?,
-        raw: r.get(2),
-        anchor: OutPoint {
-            txid: bitcoin::Txid::from_byte_array(arr(r.get(3))?),
-            vout: r.get::<i32, _>(4) as u32,
-        },
-        script_key: arr(r.get(5))?,
-        leaf_sum: u64_of(r.get(6)),
-        leaf_node_hash: arr(r.get(7))?,
-        version: r.get(8),
-        complete: r.get(9),
-        asset_name: r.get(10),
-    })
+#[derive(FromRow)]
+struct LeafRow {
+    proof_type: i16,
+    leaf_key: [u8; 32],
+    raw: Vec<u8>,
+    anchor_txid: [u8; 32],
+    anchor_vout: i32,
+    script_key: [u8; 33],
+    leaf_sum: i64,
+    leaf_node_hash: [u8; 32],
+    version: i32,
+    complete: bool,
+    asset_name: String,
+}
+
+impl TryFrom<LeafRow> for StoredLeaf {
+    type Error = StoreError;
+    fn try_from(r: LeafRow) -> Result<Self, StoreError> {
+        Ok(StoredLeaf {
+            proof_type: type_from_code(r.proof_type)?,
+            leaf_key: r.leaf_key,
+            raw: r.raw,
+            anchor: OutPoint {
+                txid: bitcoin::Txid::from_byte_array(r.anchor_txid),
+                vout: r.anchor_vout as u32,
+            },
+            script_key: r.script_key,
+            leaf_sum: u64_of(r.leaf_sum),
+            leaf_node_hash: r.leaf_node_hash,
+            version: r.version,
+            complete: r.complete,
+            asset_name: r.asset_name,
+        })
+    }
 }
 
 /// The newest version of a leaf.
@@ -898,15 +925,14 @@ pub async fn leaf(
          JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.leaf_key = $4"
     );
-    sqlx::query(AssertSqlSafe(q))
+    sqlx::query_as::<_, LeafRow>(AssertSqlSafe(q))
         .bind(tenant)
         .bind(&uid[..])
         .bind(type_code(ty))
         .bind(&key[..])
         .fetch_optional(&mut *conn)
         .await?
-        .as_ref()
-        .map(leaf_of)
+        .map(StoredLeaf::try_from)
         .transpose()
 }
 
@@ -928,7 +954,7 @@ pub async fn leaves_page(
          ORDER BY h.id {} OFFSET $4 LIMIT $5",
         if descending { "DESC" } else { "ASC" }
     );
-    sqlx::query(AssertSqlSafe(q))
+    sqlx::query_as::<_, LeafRow>(AssertSqlSafe(q))
         .bind(tenant)
         .bind(&uid[..])
         .bind(type_code(ty))
@@ -936,8 +962,8 @@ pub async fn leaves_page(
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?
-        .iter()
-        .map(leaf_of)
+        .into_iter()
+        .map(StoredLeaf::try_from)
         .collect()
 }
 
@@ -986,19 +1012,19 @@ pub async fn stats(conn: &mut PgConnection, tenant: TenantId) -> Result<Stats, S
 pub async fn events_by_day(
     conn: &mut PgConnection,
     tenant: TenantId,
-    start: i64,
-    end: i64,
+    start: Timestamp,
+    end: Timestamp,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT to_char(date_trunc('day', at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS d, count(*)
          FROM ingest_events
          WHERE tenant_id = $1 AND kind IN ('new_leaf', 'new_version')
-           AND at >= to_timestamp($2) AND at <= to_timestamp($3)
+           AND at >= tapvault_time($2) AND at <= tapvault_time($3)
          GROUP BY d ORDER BY d",
     )
     .bind(tenant)
-    .bind(start as f64)
-    .bind(end as f64)
+    .bind(start)
+    .bind(end)
     .fetch_all(&mut *conn)
     .await?)
 }

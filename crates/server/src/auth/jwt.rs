@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use std::path::Path;
 use tapvault_store::tenants::{self, TenantId};
-use tapvault_store::Db;
+use tapvault_store::{Db, Timestamp};
 
 pub const ISSUER: &str = "tapvault";
 pub const AUDIENCE: &str = "tapvault";
@@ -111,7 +111,14 @@ pub async fn issue(
         aud: AUDIENCE.into(),
     };
     let token = keys.sign(&claims)?;
-    tenants::record_token(db, &claims.jti, tid, &claims.scope, claims.exp as i64).await?;
+    tenants::record_token(
+        db,
+        &claims.jti,
+        tid,
+        &claims.scope,
+        Timestamp::from_secs(claims.exp as i64),
+    )
+    .await?;
     Ok((token, claims))
 }
 
