@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "../../proto/universerpc/universe.proto",
                 "../../proto/tapvault/v1/backup.proto",
                 "../../proto/tapvault/v1/admin.proto",
+                "../../proto/tapvault/v1/log.proto",
             ],
             &["../../proto"],
         )?;

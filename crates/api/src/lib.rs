@@ -9,6 +9,7 @@
 pub mod client;
 pub mod compat;
 pub mod listener;
+pub mod receipts;
 pub mod tls;
 
 pub mod proto {

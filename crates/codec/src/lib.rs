@@ -13,6 +13,7 @@ pub mod backup;
 pub mod derived;
 pub mod error;
 pub mod file;
+pub mod log;
 pub mod primitives;
 pub mod proof;
 pub mod tlv;

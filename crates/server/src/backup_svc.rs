@@ -20,6 +20,7 @@ use tapvault_store::backup as sb;
 use tapvault_store::inventory as si;
 use tapvault_store::universe::{InsertOutcome, InsertResult};
 use tapvault_store::{Db, TenantId};
+use tapvault_codec::log::{address_content_hash, Kind};
 use tonic::{Request, Response, Status};
 
 /// The largest backup blob accepted (tapd caps one asset entry at 100 MB).
@@ -273,6 +274,9 @@ impl Backup for BackupService {
             .map_err(store_err)?;
         let (num_proofs_new, num_proofs_known) = counts(&stored.leaves);
         self.metrics.record_backup(stored.duplicate);
+        let mut items = vec![(Kind::WalletBackup, nb.sha256)];
+        items.extend(nb.leaves.iter().map(|l| (Kind::Proof, sha256(&[&l.raw]))));
+        let receipts = crate::log_svc::receipts_for(&self.db, t, &items).await?;
         Ok(Response::new(pb::PushWalletBackupResponse {
             backup_id: stored.id,
             duplicate: stored.duplicate,
@@ -281,6 +285,7 @@ impl Backup for BackupService {
             num_proofs_new,
             num_proofs_known,
             sha256: nb.sha256.to_vec(),
+            receipts,
         }))
     }
 
@@ -357,9 +362,15 @@ impl Backup for BackupService {
             .await
             .map_err(store_err)?;
         let num_new = news.iter().filter(|n| **n).count() as u32;
+        let items: Vec<_> = rows
+            .iter()
+            .map(|a| (Kind::Address, address_content_hash(&a.encoded)))
+            .collect();
+        let receipts = crate::log_svc::receipts_for(&self.db, t, &items).await?;
         Ok(Response::new(pb::PushAddressesResponse {
             num_new,
             num_known: news.len() as u32 - num_new,
+            receipts,
         }))
     }
 
@@ -424,9 +435,13 @@ impl Backup for BackupService {
         let new = sb::insert_tapscript(&self.db, t, &row)
             .await
             .map_err(store_err)?;
+        let receipt = crate::log_svc::receipts_for(&self.db, t, &[(Kind::Tapscript, row.content_hash())])
+            .await?
+            .pop();
         Ok(Response::new(pb::PushTapscriptResponse {
             new,
             root_hash: root.to_vec(),
+            receipt,
         }))
     }
 
@@ -448,11 +463,17 @@ impl Backup for BackupService {
             .await
             .map_err(store_err)?;
         let (num_new, num_known) = counts(&results);
+        let items: Vec<_> = leaves
+            .iter()
+            .map(|l| (Kind::Proof, sha256(&[&l.raw])))
+            .collect();
+        let receipts = crate::log_svc::receipts_for(&self.db, t, &items).await?;
         Ok(Response::new(pb::PushProofFileResponse {
             num_proofs: leaves.len() as u32,
             num_new,
             num_known,
             complete: results.last().map(|r| r.complete).unwrap_or(false),
+            receipts,
         }))
     }
 

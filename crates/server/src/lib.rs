@@ -11,6 +11,7 @@ pub mod checks;
 pub mod errors;
 pub mod ingestor;
 pub mod limits;
+pub mod log_svc;
 pub mod metrics;
 pub mod wire;
 /// The private PostgreSQL cluster (lives in the store crate).
@@ -70,6 +71,8 @@ pub struct ServeConfig {
     /// Start even when the database may lose committed transactions
     /// (`fsync` or `synchronous_commit` off).
     pub allow_unsafe_durability: bool,
+    /// Longest time between a log growing and a signed head covering it.
+    pub log_head_interval: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -92,6 +95,7 @@ impl ServeConfig {
             large_call_budget: limits::DEFAULT_LARGE_CALL_BUDGET,
             large_call_wait: limits::BUDGET_WAIT,
             allow_unsafe_durability: false,
+            log_head_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub db: Db,
     pub cert_pem: Option<Vec<u8>>,
+    /// The receipt log's Ed25519 public key.
+    pub log_key: [u8; 32],
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     cluster: Option<pgembed::PrivateCluster>,
@@ -329,6 +335,12 @@ async fn start_on(
         db: db.clone(),
         keys,
     });
+    let log_state = log_svc::LogState::new(db.clone(), log_svc::load_or_create_key(&cfg.data_dir)?);
+    let log_key = log_state.public_key();
+    tracing::info!("receipt log key (Ed25519): {}", hex::encode(log_key));
+    let log = proto::tapvault_v1::log_server::LogServer::new(log_svc::LogService {
+        state: log_state.clone(),
+    });
     let router = builder
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
@@ -346,7 +358,8 @@ async fn start_on(
         .add_service(reflection)
         .add_service(universe)
         .add_service(backup)
-        .add_service(admin);
+        .add_service(admin)
+        .add_service(log);
     let nofile = listener::raise_nofile_limit();
     let mut limits = cfg.conn_limits.clone();
     limits.max_connections = listener::cap_for_nofile(limits.max_connections, nofile);
@@ -384,13 +397,15 @@ async fn start_on(
         "tapvault serving universerpc on {grpc_addr} ({}), HTTP on {http_addr}",
         if cfg.tls { "TLS" } else { "plaintext" }
     );
+    let signer = log_svc::spawn_signer(log_state, cfg.log_head_interval, rx.clone());
     Ok(Running {
         grpc_addr,
         http_addr,
         db,
         cert_pem,
+        log_key,
         shutdown,
-        tasks: vec![grpc_task, http_task],
+        tasks: vec![grpc_task, http_task, signer],
         cluster: cluster.take(),
     })
 }

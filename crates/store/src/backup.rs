@@ -451,11 +451,11 @@ pub struct TapscriptRow {
 
 impl TapscriptRow {
     pub fn content_hash(&self) -> [u8; 32] {
-        tapvault_codec::primitives::sha256(&[
+        tapvault_codec::log::tapscript_content_hash(
             &self.root_hash,
-            self.raw_key.as_ref().map(|k| &k[..]).unwrap_or(&[]),
+            self.raw_key.as_ref(),
             &self.leaves,
-        ])
+        )
     }
 }
 

@@ -7,6 +7,7 @@ pub mod db;
 pub mod export;
 pub mod fsck;
 pub mod inventory;
+pub mod log;
 pub mod quota;
 pub mod tenants;
 pub mod time;

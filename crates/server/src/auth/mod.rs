@@ -288,6 +288,14 @@ const BACKUP_READ: &[&str] = &[
     "Status",
     "ListInventory",
 ];
+const LOG_READ: &[&str] = &[
+    "GetLogKey",
+    "GetTreeHead",
+    "GetConsistencyProof",
+    "GetReceipt",
+    "GetReceipts",
+    "ListLogEntries",
+];
 const ADMIN: &[&str] = &[
     "AddTenant",
     "ListTenants",
@@ -310,6 +318,7 @@ pub fn access_for_path(path: &str) -> Option<Access> {
         "tapvault.v1.Backup" if BACKUP_PUSH.contains(&method) => token(Scope::Push, false),
         "tapvault.v1.Backup" if BACKUP_READ.contains(&method) => token(Scope::Read, false),
         "tapvault.v1.Admin" if ADMIN.contains(&method) => token(Scope::Admin, false),
+        "tapvault.v1.Log" if LOG_READ.contains(&method) => token(Scope::Read, false),
         // The schema only; clients like grpcurl need it.
         "grpc.reflection.v1alpha.ServerReflection" if method == "ServerReflectionInfo" => {
             token(Scope::Read, false)
