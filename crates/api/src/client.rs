@@ -205,3 +205,16 @@ pub fn admin_client(ch: Channel, token: Option<&str>) -> Result<AdminClient> {
         ),
     )
 }
+
+pub type LogClient = crate::proto::tapvault_v1::log_client::LogClient<
+    tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+>;
+
+/// A client of the receipt log (`tapvault.v1.Log`).
+pub fn log_client(ch: Channel, token: Option<&str>) -> Result<LogClient> {
+    Ok(
+        crate::proto::tapvault_v1::log_client::LogClient::with_interceptor(ch, Bearer::new(token)?)
+            .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::MAX_MESSAGE_BYTES),
+    )
+}

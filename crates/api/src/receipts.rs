@@ -41,7 +41,10 @@ pub struct VerifiedHead {
 
 /// Checks a head's signature under `key` (the pinned log key; `None` = the
 /// key the head names, for a first contact).
-pub fn verify_head(h: &pb::SignedTreeHead, key: Option<&[u8; 32]>) -> Result<VerifiedHead, LogError> {
+pub fn verify_head(
+    h: &pb::SignedTreeHead,
+    key: Option<&[u8; 32]>,
+) -> Result<VerifiedHead, LogError> {
     let named = arr32(&h.public_key, "head public key")?;
     if let Some(k) = key {
         if *k != named {
@@ -60,8 +63,12 @@ pub fn verify_head(h: &pb::SignedTreeHead, key: Option<&[u8; 32]>) -> Result<Ver
     };
     let vk = VerifyingKey::from_bytes(&named)
         .map_err(|_| LogError("head public key is not an Ed25519 key".into()))?;
-    let sig = Signature::from_slice(&h.signature)
-        .map_err(|_| LogError(format!("head signature is {} bytes, want 64", h.signature.len())))?;
+    let sig = Signature::from_slice(&h.signature).map_err(|_| {
+        LogError(format!(
+            "head signature is {} bytes, want 64",
+            h.signature.len()
+        ))
+    })?;
     vk.verify_strict(&head.message(), &sig).map_err(|_| {
         LogError(format!(
             "bad signature on the tree head of size {} (not signed by {})",
@@ -133,7 +140,11 @@ fn joined(hashes: &[Vec<u8>]) -> Result<Vec<u8>, LogError> {
 }
 
 /// Checks that `entry` is at its index in the log `head` signs.
-pub fn verify_inclusion(head: &VerifiedHead, entry: &Entry, proof: &[Vec<u8>]) -> Result<(), LogError> {
+pub fn verify_inclusion(
+    head: &VerifiedHead,
+    entry: &Entry,
+    proof: &[Vec<u8>],
+) -> Result<(), LogError> {
     let p = InclusionProof::<Sha256>::try_from_bytes(joined(proof)?)
         .map_err(|_| LogError("malformed inclusion proof".into()))?;
     head.root()
@@ -150,10 +161,16 @@ pub fn verify_inclusion(head: &VerifiedHead, entry: &Entry, proof: &[Vec<u8>]) -
 }
 
 /// Checks that `new` extends `old` (the log only grew).
-pub fn verify_consistency(old: &VerifiedHead, new: &VerifiedHead, proof: &[Vec<u8>]) -> Result<(), LogError> {
+pub fn verify_consistency(
+    old: &VerifiedHead,
+    new: &VerifiedHead,
+    proof: &[Vec<u8>],
+) -> Result<(), LogError> {
     let (m, n) = (old.head.tree_size, new.head.tree_size);
     if n < m {
-        return err(format!("the log shrank: a head of size {n} after one of size {m}"));
+        return err(format!(
+            "the log shrank: a head of size {n} after one of size {m}"
+        ));
     }
     if m == 0 {
         return Ok(());
@@ -162,7 +179,9 @@ pub fn verify_consistency(old: &VerifiedHead, new: &VerifiedHead, proof: &[Vec<u
         return if old.head.root_hash == new.head.root_hash {
             Ok(())
         } else {
-            err(format!("two heads of size {m} with different roots (a forked log)"))
+            err(format!(
+                "two heads of size {m} with different roots (a forked log)"
+            ))
         };
     }
     let p = ConsistencyProof::<Sha256>::try_from_bytes(joined(proof)?)
@@ -178,4 +197,79 @@ pub fn verify_consistency(old: &VerifiedHead, new: &VerifiedHead, proof: &[Vec<u
 pub fn root_of_entries(entries: &[Entry]) -> [u8; 32] {
     let leaves: Vec<[u8; 32]> = entries.iter().map(Entry::leaf_hash).collect();
     tapvault_codec::log::root_of(&leaves)
+}
+
+/// A head as kept in a state file (hex fields).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedHead {
+    pub tenant: String,
+    pub tree_size: u64,
+    pub root_hash: String,
+    pub timestamp: i64,
+    pub public_key: String,
+    pub signature: String,
+}
+
+impl SavedHead {
+    pub fn of(h: &VerifiedHead) -> SavedHead {
+        SavedHead {
+            tenant: h.head.tenant.clone(),
+            tree_size: h.head.tree_size,
+            root_hash: hex::encode(h.head.root_hash),
+            timestamp: h.head.timestamp,
+            public_key: hex::encode(h.public_key),
+            signature: hex::encode(&h.signature),
+        }
+    }
+
+    /// Re-checks the saved head's own signature (a state file is input too).
+    pub fn verify(&self) -> Result<VerifiedHead, LogError> {
+        let bad = |w: &str| LogError(format!("saved head: {w} is not hex"));
+        let pb = pb::SignedTreeHead {
+            tenant: self.tenant.clone(),
+            tree_size: self.tree_size,
+            root_hash: hex::decode(&self.root_hash).map_err(|_| bad("root_hash"))?,
+            timestamp: self.timestamp,
+            public_key: hex::decode(&self.public_key).map_err(|_| bad("public_key"))?,
+            signature: hex::decode(&self.signature).map_err(|_| bad("signature"))?,
+        };
+        verify_head(&pb, None)
+    }
+}
+
+/// A receipt as kept by the agent and read by `tapvault audit --receipts`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SavedReceipt {
+    pub kind: u32,
+    pub content_hash: String,
+    pub index: u64,
+    pub leaf_hash: String,
+}
+
+impl SavedReceipt {
+    pub fn of(e: &pb::LogEntry) -> SavedReceipt {
+        SavedReceipt {
+            kind: e.kind,
+            content_hash: hex::encode(&e.content_hash),
+            index: e.index,
+            leaf_hash: hex::encode(&e.leaf_hash),
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        u8::try_from(self.kind)
+            .ok()
+            .and_then(Kind::from_code)
+            .map(Kind::name)
+            .unwrap_or("item")
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} (log index {})",
+            self.kind_name(),
+            self.content_hash,
+            self.index
+        )
+    }
 }

@@ -2,6 +2,7 @@
 
 mod admin_cmd;
 mod agent_cmd;
+mod audit_cmd;
 mod export_cmd;
 mod input;
 mod mssmt_cmd;
@@ -44,6 +45,10 @@ enum Cmd {
     /// Rebuild a TAPBAK that tapd imports, proof files, addresses and
     /// tapscript trees from the server; verify everything; report gaps.
     Recover(recover_cmd::RecoverArgs),
+    /// Check the tenant's receipt log: signed head, every entry, every
+    /// served item logged and every entry served, consistency with a saved
+    /// head, receipts. Exit 0 only when all holds.
+    Audit(audit_cmd::AuditArgs),
     /// Push a wallet backup, addresses or a proof file to a server.
     #[command(subcommand)]
     Push(push_cmd::PushCmd),
@@ -159,6 +164,17 @@ fn run(cli: Cli) -> Result<()> {
             print!("{report}");
             if !ok {
                 std::process::exit(2);
+            }
+        }
+        Cmd::Audit(a) => {
+            let rep = tokio::runtime::Runtime::new()?.block_on(audit_cmd::run(&a))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                audit_cmd::print(&rep);
+            }
+            if !rep.ok {
+                std::process::exit(3);
             }
         }
         Cmd::Fsck { store, json } => {

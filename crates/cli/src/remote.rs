@@ -70,6 +70,14 @@ impl RemoteArgs {
         let ch = client::channel(self.server()?, &self.trust()?)?;
         client::clients(ch, self.token()?.as_deref())
     }
+
+    /// The backup and receipt-log clients over one channel.
+    pub fn log_clients(&self) -> Result<(BackupClient, client::LogClient)> {
+        let ch = client::channel(self.server()?, &self.trust()?)?;
+        let token = self.token()?;
+        let (b, _) = client::clients(ch.clone(), token.as_deref())?;
+        Ok((b, client::log_client(ch, token.as_deref())?))
+    }
 }
 
 /// A gRPC error as a one-line message for the operator.

@@ -116,7 +116,11 @@ pub fn address_content_hash(encoded: &str) -> [u8; 32] {
 
 /// The content hash a tapscript tree is stored by: SHA-256(root hash ‖ raw
 /// key (33 bytes, or nothing) ‖ leaves as stored).
-pub fn tapscript_content_hash(root_hash: &[u8; 32], raw_key: Option<&[u8; 33]>, leaves: &[u8]) -> [u8; 32] {
+pub fn tapscript_content_hash(
+    root_hash: &[u8; 32],
+    raw_key: Option<&[u8; 33]>,
+    leaves: &[u8],
+) -> [u8; 32] {
     sha256(&[root_hash, raw_key.map(|k| &k[..]).unwrap_or(&[]), leaves])
 }
 

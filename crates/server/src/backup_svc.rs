@@ -14,13 +14,13 @@ use bitcoin::OutPoint;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tapvault_codec::backup::{is_tapbak, WalletBackup};
+use tapvault_codec::log::{address_content_hash, Kind};
 use tapvault_codec::primitives::sha256;
 use tapvault_codec::{AddressNetwork, File};
 use tapvault_store::backup as sb;
 use tapvault_store::inventory as si;
 use tapvault_store::universe::{InsertOutcome, InsertResult};
 use tapvault_store::{Db, TenantId};
-use tapvault_codec::log::{address_content_hash, Kind};
 use tonic::{Request, Response, Status};
 
 /// The largest backup blob accepted (tapd caps one asset entry at 100 MB).
@@ -435,9 +435,10 @@ impl Backup for BackupService {
         let new = sb::insert_tapscript(&self.db, t, &row)
             .await
             .map_err(store_err)?;
-        let receipt = crate::log_svc::receipts_for(&self.db, t, &[(Kind::Tapscript, row.content_hash())])
-            .await?
-            .pop();
+        let receipt =
+            crate::log_svc::receipts_for(&self.db, t, &[(Kind::Tapscript, row.content_hash())])
+                .await?
+                .pop();
         Ok(Response::new(pb::PushTapscriptResponse {
             new,
             root_hash: root.to_vec(),

@@ -32,7 +32,8 @@ pub fn load_or_create_key(dir: &Path) -> Result<SigningKey> {
         rand::fill(&mut seed);
         tapvault_api::tls::write_private(&path, hex::encode(seed).as_bytes())?;
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let seed: [u8; 32] = hex::decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -77,9 +78,7 @@ impl LogState {
     fn tenant_log(&self, t: TenantId) -> Arc<tokio::sync::Mutex<TenantLog>> {
         let mut m = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(t)
-            .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(TenantLog { tree: Tree::new() }))
-            })
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(TenantLog { tree: Tree::new() })))
             .clone()
     }
 
@@ -158,7 +157,11 @@ impl LogState {
         sl::newest_head(&mut conn, t, &self.public).await
     }
 
-    async fn head_pb(&self, t: TenantId, h: &sl::StoredHead) -> Result<pb::SignedTreeHead, StoreError> {
+    async fn head_pb(
+        &self,
+        t: TenantId,
+        h: &sl::StoredHead,
+    ) -> Result<pb::SignedTreeHead, StoreError> {
         let name = tapvault_store::tenants::tenant_name(&self.db, t)
             .await?
             .unwrap_or_default();
@@ -174,7 +177,12 @@ impl LogState {
 
     /// Runs `f` on the tree of exactly `size` entries (the cached one when
     /// it has that size, else a rebuilt prefix).
-    async fn with_tree<R>(&self, t: TenantId, size: u64, f: impl FnOnce(&Tree) -> R) -> Result<R, StoreError> {
+    async fn with_tree<R>(
+        &self,
+        t: TenantId,
+        size: u64,
+        f: impl FnOnce(&Tree) -> R,
+    ) -> Result<R, StoreError> {
         let arc = self.tenant_log(t);
         let mut log = arc.lock().await;
         if log.tree.len() < size {
@@ -230,7 +238,9 @@ impl LogState {
             if entry.index < sh.tree_size as u64 {
                 let proof = self
                     .with_tree(t, sh.tree_size as u64, |tree| {
-                        tree.prove_inclusion(entry.index as usize).as_bytes().to_vec()
+                        tree.prove_inclusion(entry.index as usize)
+                            .as_bytes()
+                            .to_vec()
                     })
                     .await?;
                 r.inclusion_proof = proof.chunks(32).map(|c| c.to_vec()).collect();
@@ -240,7 +250,10 @@ impl LogState {
         Ok(r)
     }
 
-    async fn newest_pair(&self, t: TenantId) -> Result<Option<(sl::StoredHead, pb::SignedTreeHead)>, StoreError> {
+    async fn newest_pair(
+        &self,
+        t: TenantId,
+    ) -> Result<Option<(sl::StoredHead, pb::SignedTreeHead)>, StoreError> {
         match self.newest(t).await? {
             Some(h) => {
                 let p = self.head_pb(t, &h).await?;
@@ -291,8 +304,9 @@ fn kind_of(k: u32) -> Result<Kind, Status> {
 }
 
 fn hash_of(b: &[u8]) -> Result<[u8; 32], Status> {
-    b.try_into()
-        .map_err(|_| ApiError::invalid(format!("content hash is {} bytes, want 32", b.len())).into())
+    b.try_into().map_err(|_| {
+        ApiError::invalid(format!("content hash is {} bytes, want 32", b.len())).into()
+    })
 }
 
 #[tonic::async_trait]
@@ -327,7 +341,12 @@ impl pb::log_server::Log for LogService {
         let t = tenant(&req)?;
         let r = req.into_inner();
         let s = &self.state;
-        let newest = s.newest(t).await.map_err(err)?.map(|h| h.tree_size as u64).unwrap_or(0);
+        let newest = s
+            .newest(t)
+            .await
+            .map_err(err)?
+            .map(|h| h.tree_size as u64)
+            .unwrap_or(0);
         let to = if r.to_size == 0 { newest } else { r.to_size };
         if to > newest {
             return Err(ApiError::invalid(format!(
@@ -347,7 +366,9 @@ impl pb::log_server::Log for LogService {
         } else {
             let adds = (to - r.from_size) as usize;
             let b = s
-                .with_tree(t, to, |tree| tree.prove_consistency(adds).as_bytes().to_vec())
+                .with_tree(t, to, |tree| {
+                    tree.prove_consistency(adds).as_bytes().to_vec()
+                })
                 .await
                 .map_err(err)?;
             b.chunks(32).map(|c| c.to_vec()).collect()
@@ -367,7 +388,11 @@ impl pb::log_server::Log for LogService {
         let r = req.into_inner();
         let (kind, h) = (kind_of(r.kind)?, hash_of(&r.content_hash)?);
         let head = self.state.newest_pair(t).await.map_err(err)?;
-        let rc = self.state.receipt(t, kind, h, head.as_ref()).await.map_err(err)?;
+        let rc = self
+            .state
+            .receipt(t, kind, h, head.as_ref())
+            .await
+            .map_err(err)?;
         if !rc.found && rc.entry.is_none() {
             return Err(ApiError::not_found(rc.problem).into());
         }
@@ -391,7 +416,12 @@ impl pb::log_server::Log for LogService {
         let mut out = Vec::with_capacity(r.items.len());
         for it in r.items {
             let (kind, h) = (kind_of(it.kind)?, hash_of(&it.content_hash)?);
-            out.push(self.state.receipt(t, kind, h, head.as_ref()).await.map_err(err)?);
+            out.push(
+                self.state
+                    .receipt(t, kind, h, head.as_ref())
+                    .await
+                    .map_err(err)?,
+            );
         }
         Ok(Response::new(pb::GetReceiptsResponse { receipts: out }))
     }
@@ -405,16 +435,17 @@ impl pb::log_server::Log for LogService {
         let limit = match r.limit {
             0 => 1_000,
             n if n as usize > MAX_PER_CALL => {
-                return Err(ApiError::invalid(format!(
-                    "limit {n} is over {MAX_PER_CALL}"
-                ))
-                .into())
+                return Err(ApiError::invalid(format!("limit {n} is over {MAX_PER_CALL}")).into())
             }
             n => n as u64,
         };
-        let mut tx = tapvault_store::universe::snapshot(&self.state.db).await.map_err(err)?;
+        let mut tx = tapvault_store::universe::snapshot(&self.state.db)
+            .await
+            .map_err(err)?;
         let size = sl::size(&mut tx, t).await.map_err(err)?;
-        let entries = sl::entries(&mut tx, t, r.from_index, limit).await.map_err(err)?;
+        let entries = sl::entries(&mut tx, t, r.from_index, limit)
+            .await
+            .map_err(err)?;
         tx.commit().await.map_err(crate::errors::db_err)?;
         Ok(Response::new(pb::ListLogEntriesResponse {
             entries: entries.iter().map(entry_pb).collect(),

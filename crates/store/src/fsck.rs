@@ -274,6 +274,44 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
             ),
         });
     }
+    // The receipt log: every entry hashes to its leaf hash, indices run
+    // 0..size without gaps, every item is logged and every entry's item
+    // is stored.
+    let rows: Vec<(TenantId, i64)> = sqlx::query_as(
+        "SELECT tenant_id, seq FROM log_entries
+         WHERE leaf_hash <> sha256('\\x00'::BYTEA || tapvault_log_entry(kind, content_hash, seq, arrived_at))",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (tenant, seq) in rows {
+        out.push(Finding {
+            tenant: name(tenant),
+            check: "log",
+            detail: format!("log entry {seq} does not hash to its leaf hash (it was changed)"),
+        });
+    }
+    let rows: Vec<(TenantId, i64, i64, i64)> = sqlx::query_as(
+        "SELECT u.tenant_id, u.log_size, count(e.seq), COALESCE(max(e.seq) + 1, 0)
+         FROM tenant_usage u LEFT JOIN log_entries e ON e.tenant_id = u.tenant_id
+         GROUP BY u.tenant_id, u.log_size
+         HAVING u.log_size <> count(e.seq) OR u.log_size <> COALESCE(max(e.seq) + 1, 0)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (tenant, size, n, end) in rows {
+        out.push(Finding {
+            tenant: name(tenant),
+            check: "log",
+            detail: format!("the log says {size} entries but holds {n} ending at index {end}"),
+        });
+    }
+    for (tenant, d) in crate::log::mismatches(&mut tx, None).await? {
+        out.push(Finding {
+            tenant: name(tenant),
+            check: "log",
+            detail: d,
+        });
+    }
     tx.commit().await?;
     Ok((checked, out))
 }

@@ -25,7 +25,9 @@ impl EntryRow {
         let kind = u8::try_from(self.kind)
             .ok()
             .and_then(Kind::from_code)
-            .ok_or_else(|| StoreError::Corrupt(format!("log entry {} kind {}", self.seq, self.kind)))?;
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("log entry {} kind {}", self.seq, self.kind))
+            })?;
         let e = Entry {
             kind,
             content_hash: self.content_hash,
@@ -47,10 +49,11 @@ const ENTRY_COLS: &str =
 
 /// The committed size of the tenant's log.
 pub async fn size(conn: &mut PgConnection, tenant: TenantId) -> Result<u64, StoreError> {
-    let n: Option<i64> = sqlx::query_scalar("SELECT log_size FROM tenant_usage WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let n: Option<i64> =
+        sqlx::query_scalar("SELECT log_size FROM tenant_usage WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(n.unwrap_or(0) as u64)
 }
 
@@ -295,7 +298,7 @@ pub async fn mismatches(
          )
          SELECT COALESCE(i.tenant_id, g.tenant_id),
                 CASE WHEN g.seq IS NULL THEN 'unlogged' ELSE 'lost' END,
-                COALESCE(i.kind, g.kind), COALESCE(i.h, g.h), g.seq
+                COALESCE(i.kind, g.kind)::SMALLINT, COALESCE(i.h, g.h), g.seq
          FROM items i FULL JOIN logged g
            ON g.tenant_id = i.tenant_id AND g.kind = i.kind AND g.h = i.h
          WHERE (i.h IS NULL OR g.h IS NULL)
