@@ -21,6 +21,8 @@ pub struct Collector {
     pub server: BackupClient,
     pub state: Arc<StateStore>,
     pub source: String,
+    /// Audits the server's receipt log after every run.
+    pub auditor: Option<crate::audit::Auditor>,
 }
 
 /// What one run did.
@@ -35,6 +37,8 @@ pub struct RunSummary {
     pub keys_pushed: usize,
     /// Items still not on the server (failed this run).
     pub pending: u64,
+    /// What the receipt log audit found wrong.
+    pub audit_problems: Vec<String>,
 }
 
 /// ListAssets page size (tapd's maximum is 16,384; pages this size keep
@@ -134,8 +138,10 @@ impl Collector {
                         })
                         .await
                     {
-                        Ok(_) => {
+                        Ok(r) => {
+                            let receipts = r.into_inner().receipts;
                             self.state.update(|s| {
+                                s.log.add_receipts(&receipts);
                                 s.wallet_backup = Some(Pushed {
                                     sha256: h,
                                     pushed_at: now(),
@@ -217,9 +223,11 @@ impl Collector {
                 })
                 .await
             {
-                Ok(_) => {
+                Ok(r) => {
                     let t = now();
+                    let receipts = r.into_inner().receipts;
                     self.state.update(|s| {
+                        s.log.add_receipts(&receipts);
                         for a in chunk {
                             s.addresses.insert(a.clone(), t);
                         }
@@ -307,6 +315,9 @@ impl Collector {
             }
         }
 
+        if let Some(a) = self.auditor.as_mut() {
+            sum.audit_problems = a.run().await?;
+        }
         let ok = sum.pending == 0;
         self.state.update(|s| {
             s.last_run = Some(RunInfo {
@@ -638,10 +649,12 @@ async fn collect_output(
         .push_proof_file(v1::PushProofFileRequest { proof_file: file })
         .await
     {
-        Ok(_) => {
+        Ok(reply) => {
             // Saved with the run's end: a crash before that costs a re-push,
             // which the server ignores.
+            let receipts = reply.into_inner().receipts;
             state.update_volatile(|s| {
+                s.log.add_receipts(&receipts);
                 s.proofs.insert(
                     key,
                     Pushed {

@@ -9,6 +9,7 @@
 //!   addresses or change proofs, so the agent reads them from tapd's own API
 //!   and pushes what changed.
 
+pub mod audit;
 pub mod collector;
 pub mod relay;
 pub mod state;
@@ -72,7 +73,8 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent> {
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let state = Arc::new(state::StateStore::open(&cfg.data_dir)?);
     let ch = client::channel(&cfg.server, &cfg.server_trust)?;
-    let (backup, universe) = client::clients(ch, Some(&cfg.token))?;
+    let (backup, universe) = client::clients(ch.clone(), Some(&cfg.token))?;
+    let log = client::log_client(ch, Some(&cfg.token))?;
 
     let (cert, key) =
         tapvault_api::tls::TlsFiles::in_dir(&cfg.data_dir).load_or_create(&cfg.tls_names)?;
@@ -137,6 +139,10 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent> {
             server: backup,
             state: state.clone(),
             source: "tapvault-agent".into(),
+            auditor: Some(audit::Auditor {
+                log,
+                state: state.clone(),
+            }),
         };
         tasks.push(tokio::spawn(c.run_forever(cfg.poll_interval, wake.clone())));
     }

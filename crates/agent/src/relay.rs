@@ -58,9 +58,15 @@ impl Relay {
         f: F,
     ) -> Result<Response<R>, Status>
     where
+        Q: 'static,
         F: FnOnce(UniverseClient, Request<Q>) -> Fut,
         Fut: std::future::Future<Output = Result<Response<R>, Status>>,
     {
+        // A proof tapd pushes gets its receipt fetched by the next audit.
+        let item = (req.get_ref() as &dyn std::any::Any)
+            .downcast_ref::<pb::AssetProof>()
+            .and_then(|p| p.asset_leaf.as_ref())
+            .map(|l| hex::encode(tapvault_codec::primitives::sha256(&[&l.proof])));
         // Nothing of tapd's metadata is passed on: only the message.
         let mut up = Request::new(req.into_inner());
         up.set_timeout(CALL_TIMEOUT);
@@ -93,6 +99,9 @@ impl Relay {
                 s.relay.last_ok_at = now();
                 if pushed {
                     s.relay.pushes_ok += 1;
+                    if let Some(h) = item.clone() {
+                        s.log.await_receipt(1, h);
+                    }
                 }
             }
         });

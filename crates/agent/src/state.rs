@@ -72,6 +72,29 @@ pub struct State {
     /// The last complete inventory pushed.
     #[serde(default)]
     pub inventory: Option<InventoryInfo>,
+    /// The audit of the server's receipt log.
+    #[serde(default)]
+    pub log: LogAudit,
+}
+
+/// What the agent keeps to audit the server's receipt log (audit.rs).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LogAudit {
+    /// The log key, pinned on first contact (hex).
+    pub public_key: Option<String>,
+    /// The newest head checked (consistent with every earlier one).
+    pub head: Option<tapvault_api::receipts::SavedHead>,
+    /// Receipts of everything pushed or relayed.
+    pub receipts: Vec<tapvault_api::receipts::SavedReceipt>,
+    /// Items relayed whose receipt is still to be fetched: (kind, sha256 hex).
+    pub awaiting: Vec<(u32, String)>,
+    /// What the last audit found wrong (empty: all held).
+    pub problems: Vec<String>,
+    pub last_audit_at: i64,
+    /// Audits that found a problem, since the state file was created.
+    pub failed_audits: u64,
+    /// The server has no receipt log (an older tapvault).
+    pub unsupported: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,6 +125,37 @@ pub struct InventoryInfo {
     pub unconfirmed_transfers: u64,
     /// Outputs without key locators (tapd did not know the key).
     pub without_locators: u64,
+}
+
+impl LogAudit {
+    /// Keeps the receipts a push's reply carried (once per item).
+    pub fn add_receipts(&mut self, entries: &[tapvault_api::proto::tapvault_v1::LogEntry]) {
+        for e in entries {
+            let r = tapvault_api::receipts::SavedReceipt::of(e);
+            if !self
+                .receipts
+                .iter()
+                .any(|x| x.kind == r.kind && x.content_hash == r.content_hash)
+            {
+                self.receipts.push(r);
+            }
+        }
+    }
+
+    /// An item relayed without a receipt in the reply (tapd's InsertProof).
+    pub fn await_receipt(&mut self, kind: u32, sha256_hex: String) {
+        let known = self
+            .receipts
+            .iter()
+            .any(|x| x.kind == kind && x.content_hash == sha256_hex)
+            || self
+                .awaiting
+                .iter()
+                .any(|(k, h)| *k == kind && *h == sha256_hex);
+        if !known {
+            self.awaiting.push((kind, sha256_hex));
+        }
+    }
 }
 
 /// The state and its file; every mutation is saved before it returns.

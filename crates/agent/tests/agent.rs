@@ -510,3 +510,87 @@ async fn a_v08_node_is_backed_up_completely() {
 async fn a_v07_node_is_backed_up_completely() {
     backed_up_completely(standin::Version::V07, 1500, 600).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_audits_the_receipt_log_and_names_a_dropped_item() {
+    let s = TestServer::start_auth_tls(vec![], &["alice"], true).await;
+    let tok = s.token("alice", "push,read", 600).await;
+    let chain = file_chain();
+    let addrs = simnet_addresses();
+    let tapd = standin::start(&s.dir.join("tapd")).await;
+    {
+        let mut w = tapd.standin.wallet.lock().unwrap();
+        w.outputs = vec![standin::Output::bip86(file_of(&chain[..2]))];
+        w.addresses = vec![addrs[0].clone(), addrs[1].clone()];
+    }
+    let dir = s.dir.join("agent");
+    let agent = start_agent(&s, &tok, Some(&tapd), &dir, Duration::from_secs(3600)).await;
+    let audited = within(Duration::from_secs(20), || async {
+        agent.state.get().log.last_audit_at > 0
+    })
+    .await;
+    assert!(audited.is_some(), "the first collection ends with an audit");
+    let st = agent.state.get().log;
+    assert!(st.problems.is_empty(), "{:?}", st.problems);
+    // Two addresses and two proofs, each with a receipt checked under the
+    // pinned key's head.
+    assert_eq!(st.receipts.len(), 4, "{:?}", st.receipts);
+    assert_eq!(
+        st.public_key.as_deref(),
+        Some(hex::encode(s.running().log_key).as_str())
+    );
+    assert_eq!(st.head.as_ref().unwrap().tree_size, 4);
+
+    // tapd pushes a proof through the relay: InsertProof's reply has no
+    // receipt, so the agent fetches it at the next audit.
+    let relay = {
+        let ch = client::channel(
+            &agent.relay_addr.to_string(),
+            &Trust::from_fingerprint(
+                &tapvault_api::tls::cert_fingerprint(&agent.cert_pem).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        client::clients(ch, None).unwrap().1
+    };
+    let mut relay = relay;
+    relay
+        .insert_proof(courier_request(&chain[2]))
+        .await
+        .unwrap();
+    agent.state.flush().unwrap();
+    assert_eq!(agent.state.get().log.awaiting.len(), 1);
+
+    // The server loses an address behind its own back.
+    let pool = &s.running().db.pool;
+    sqlx::query("DELETE FROM addresses WHERE encoded = $1")
+        .bind(&addrs[1])
+        .execute(pool)
+        .await
+        .unwrap();
+    let before = agent.state.get().log.last_audit_at;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    agent.wake.notify_one();
+    let done = within(Duration::from_secs(20), || async {
+        agent.state.get().log.last_audit_at > before
+    })
+    .await;
+    assert!(done.is_some(), "a second audit ran");
+    let st = agent.state.get().log;
+    let gone = hex::encode(tapvault_codec::log::address_content_hash(&addrs[1]));
+    assert!(
+        st.problems
+            .iter()
+            .any(|p| p.contains(&gone) && p.contains("no longer stored")),
+        "{:?}",
+        st.problems
+    );
+    assert_eq!(st.failed_audits, 1);
+    // The relayed proof got its receipt meanwhile.
+    assert!(st.awaiting.is_empty(), "{:?}", st.awaiting);
+    assert_eq!(st.receipts.len(), 5);
+    agent.shutdown().await;
+    tapd.stop();
+    s.stop().await;
+}

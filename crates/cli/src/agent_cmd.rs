@@ -210,5 +210,32 @@ fn status(dir: &std::path::Path) -> Result<()> {
     for f in s.failures.iter().rev().take(5) {
         println!("  failure {}: {}: {}", ago(f.at), f.what, f.error);
     }
+    let l = &s.log;
+    if l.unsupported {
+        println!("receipt log: the server has none (older tapvault); not audited");
+    } else if l.last_audit_at == 0 {
+        println!("receipt log: not audited yet");
+    } else {
+        println!(
+            "receipt log: audited {}: {} receipts checked, head of {} entries, {} awaiting a receipt, {} failed audits so far",
+            ago(l.last_audit_at),
+            l.receipts.len(),
+            l.head.as_ref().map(|h| h.tree_size).unwrap_or(0),
+            l.awaiting.len(),
+            l.failed_audits
+        );
+        for p in &l.problems {
+            println!("  AUDIT PROBLEM: {p}");
+        }
+    }
+    if !l.problems.is_empty() {
+        // A server that lost or rewrote what it acknowledged: loud, and a
+        // non-zero exit for whatever watches this command.
+        eprintln!(
+            "the server's receipt log failed the audit ({} problems)",
+            l.problems.len()
+        );
+        std::process::exit(4);
+    }
     Ok(())
 }

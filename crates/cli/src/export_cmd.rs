@@ -120,6 +120,7 @@ pub fn prepare_import(ex: &Export, level: VerifyLevel) -> Result<Prepared> {
         backups,
         addresses,
         tapscripts: ex.tapscripts.clone(),
+        log: ex.log.clone(),
     })
 }
 
@@ -147,6 +148,13 @@ pub async fn import(a: ImportArgs) -> Result<()> {
             bail!("tenant {name:?} already holds data: import into an empty tenant, or pass --merge");
         }
         drop(conn);
+        let mut prepared = prepared;
+        let merged = a.merge && !prepared.log.is_empty();
+        if a.merge {
+            // A log cannot be spliced into another: merged items get new
+            // entries in import order.
+            prepared.log.clear();
+        }
         export::write_tenant(db, id, &prepared).await?;
         eprintln!(
             "imported into tenant {name:?}: {} proofs, {} wallet backups, {} addresses, {} tapscript trees",
@@ -155,6 +163,19 @@ pub async fn import(a: ImportArgs) -> Result<()> {
             ex.addresses.len(),
             ex.tapscripts.len()
         );
+        if merged {
+            eprintln!("receipt log: merged items got new entries in this tenant's log (the file's log of {} entries was not carried over)", ex.log.len());
+        } else if prepared.log.is_empty() {
+            eprintln!("receipt log: the file carries none (an older export): the imported items were logged afresh, in import order");
+        } else {
+            let leaves: Vec<[u8; 32]> = prepared.log.iter().map(|e| e.leaf_hash()).collect();
+            eprintln!(
+                "receipt log: {} entries carried over verbatim (root {} at size {}, as exported); this server signs its heads with its own log key",
+                prepared.log.len(),
+                hex::encode(tapvault_codec::log::root_of(&leaves)),
+                prepared.log.len()
+            );
+        }
         Ok(())
     })
     .await

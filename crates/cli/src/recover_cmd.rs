@@ -44,6 +44,11 @@ pub struct RecoverArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// The server's receipt-log key (hex Ed25519, as `serve` logs it at
+    /// start): heads must be signed by it. Without it, the key the head
+    /// names is reported (compare it with the one you noted).
+    #[arg(long)]
+    pub log_key: Option<String>,
 }
 
 #[derive(Serialize, Default)]
@@ -84,7 +89,15 @@ pub struct Report {
     /// backup does not list them (leased or unconfirmed when it was taken,
     /// newer than it, or no backup at all, as on tapd v0.7).
     pub collector_only: usize,
+    /// The signed head every written item was checked against.
+    pub log_head: Option<tapvault_api::receipts::SavedHead>,
+    /// Written items whose inclusion under that head was verified.
+    pub log_items_verified: usize,
+    pub log_problems: Vec<String>,
     pub ok: bool,
+    /// (kind, content hash) of every item written, for the log check.
+    #[serde(skip)]
+    pub written: Vec<(tapvault_codec::log::Kind, [u8; 32])>,
 }
 
 fn x_of(k: &[u8; 33]) -> [u8; 32] {
@@ -227,6 +240,10 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         rep.backup_received_at = info.received_at;
         let p = a.out.join("original.tapbak");
         write_new(&p, raw, a.force)?;
+        rep.written.push((
+            tapvault_codec::log::Kind::WalletBackup,
+            tapvault_codec::primitives::sha256(&[raw]),
+        ));
         rep.original_backup = Some(p.display().to_string());
         let bar = if a.quiet {
             indicatif::ProgressBar::hidden()
@@ -311,6 +328,10 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             .map_err(|e| status_msg("listing addresses", e))?
             .into_inner();
         for x in r.addresses {
+            rep.written.push((
+                tapvault_codec::log::Kind::Address,
+                tapvault_codec::log::address_content_hash(&x.encoded),
+            ));
             if tapvault_codec::Address::decode(&x.encoded).is_err() {
                 rep.mismatches
                     .push(format!("stored address {} does not decode", x.encoded));
@@ -357,6 +378,17 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
                 .map(|l| (l.leaf_version as u8, l.script.as_slice()))
                 .collect();
             let root = tapvault_verify::taproot::assemble_tapscript_root(&leaves);
+            let mut enc = Vec::new();
+            for (v, sc) in &leaves {
+                enc.push(*v);
+                tapvault_codec::tlv::write_var_bytes(&mut enc, sc);
+            }
+            let raw_key: Option<[u8; 33]> = t.raw_key.as_slice().try_into().ok();
+            let root_hash: [u8; 32] = t.root_hash.as_slice().try_into().unwrap_or([0; 32]);
+            rep.written.push((
+                tapvault_codec::log::Kind::Tapscript,
+                tapvault_codec::log::tapscript_content_hash(&root_hash, raw_key.as_ref(), &enc),
+            ));
             if root.map(|r| r.to_vec()) != Some(t.root_hash.clone()) {
                 rep.mismatches.push(format!(
                     "tapscript tree for key {} does not hash to its root",
@@ -386,9 +418,11 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     )?;
 
     check_roots(&mut b, &mut u, &mut rep).await?;
+    check_log(&a, &mut rep).await?;
 
     rep.ok = rep.gaps.is_empty()
         && rep.mismatches.is_empty()
+        && rep.log_problems.is_empty()
         && rep
             .assets
             .iter()
@@ -652,6 +686,12 @@ async fn recover_output(
     );
     let path = a.out.join("proofs").join(&name);
     write_new(&path, &bytes, a.force)?;
+    for en in &f.entries {
+        rep.written.push((
+            tapvault_codec::log::Kind::Proof,
+            tapvault_codec::primitives::sha256(&[&en.raw]),
+        ));
+    }
     ar.proof_file = Some(path.display().to_string());
     let entry =
         AssetBackup::from_proof_file(&f, cur.script_key.clone(), cur.anchor_internal_key.clone())
@@ -664,6 +704,101 @@ async fn recover_output(
     }
     ar.status = "ok".into();
     Ok((ar, Some(entry)))
+}
+
+/// Every written item must be in the receipt log, included under a head
+/// signed by the log key: what recovery hands back is what the server
+/// acknowledged, not something it made up since.
+async fn check_log(a: &RecoverArgs, rep: &mut Report) -> Result<()> {
+    use tapvault_api::receipts as rc;
+    let pinned: Option<[u8; 32]> = match &a.log_key {
+        Some(k) => Some(
+            hex::decode(k.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--log-key is not 32 bytes of hex")?,
+        ),
+        None => None,
+    };
+    let (_, mut log) = a.remote.log_clients()?;
+    let h = match log
+        .get_tree_head(v1::GetTreeHeadRequest { fresh: true })
+        .await
+    {
+        Ok(h) => h.into_inner(),
+        Err(s) if s.code() == tonic::Code::Unimplemented => {
+            rep.log_problems.push("the server has no receipt log (an older tapvault): nothing written could be checked against signed heads".into());
+            return Ok(());
+        }
+        Err(s) => return Err(status_msg("GetTreeHead", s)),
+    };
+    let head = match rc::verify_head(&h, pinned.as_ref()) {
+        Ok(v) => v,
+        Err(e) => {
+            rep.log_problems.push(e.to_string());
+            return Ok(());
+        }
+    };
+    rep.log_head = Some(rc::SavedHead::of(&head));
+    let mut items = std::mem::take(&mut rep.written);
+    items.sort();
+    items.dedup();
+    let mut heads: HashMap<u64, Option<rc::VerifiedHead>> = HashMap::new();
+    heads.insert(head.head.tree_size, Some(head.clone()));
+    for chunk in items.chunks(10_000) {
+        let req = v1::GetReceiptsRequest {
+            items: chunk
+                .iter()
+                .map(|(k, h)| v1::GetReceiptRequest {
+                    kind: k.code() as u32,
+                    content_hash: h.to_vec(),
+                })
+                .collect(),
+        };
+        let got = log
+            .get_receipts(req)
+            .await
+            .map_err(|s| status_msg("GetReceipts", s))?
+            .into_inner()
+            .receipts;
+        for ((k, h), r) in chunk.iter().zip(got) {
+            let what = format!("{} {}", k.name(), hex::encode(h));
+            if !r.found {
+                rep.log_problems.push(format!("{what}: {}", r.problem));
+                continue;
+            }
+            let entry = match r.entry.as_ref().map(rc::entry_of) {
+                Some(Ok(e)) if e.kind == *k && e.content_hash == *h => e,
+                Some(Err(e)) => {
+                    rep.log_problems.push(format!("{what}: {e}"));
+                    continue;
+                }
+                _ => {
+                    rep.log_problems
+                        .push(format!("{what}: the receipt is for another item"));
+                    continue;
+                }
+            };
+            let Some(hp) = r.head.as_ref() else {
+                rep.log_problems
+                    .push(format!("{what}: no signed head covers it"));
+                continue;
+            };
+            let v = heads
+                .entry(hp.tree_size)
+                .or_insert_with(|| rc::verify_head(hp, Some(&head.public_key)).ok());
+            match v {
+                Some(vh) => match rc::verify_inclusion(vh, &entry, &r.inclusion_proof) {
+                    Ok(()) => rep.log_items_verified += 1,
+                    Err(e) => rep.log_problems.push(e.to_string()),
+                },
+                None => rep
+                    .log_problems
+                    .push(format!("{what}: its head is not signed by the log key")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Recomputes every universe tree from the stored leaves and compares its

@@ -62,6 +62,16 @@ async fn serve(tdb: &TestDb, dir: &Path) -> tapvault_server::Running {
     tapvault_server::start(cfg).await.unwrap()
 }
 
+async fn fresh_head(r: &tapvault_server::Running) -> v1::SignedTreeHead {
+    let ch = client::channel(&r.grpc_addr.to_string(), &Trust::Plaintext).unwrap();
+    client::log_client(ch, None)
+        .unwrap()
+        .get_tree_head(v1::GetTreeHeadRequest { fresh: true })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn clients(r: &tapvault_server::Running) -> (client::BackupClient, client::UniverseClient) {
     let ch = client::channel(&r.grpc_addr.to_string(), &Trust::Plaintext).unwrap();
     client::clients(ch, None).unwrap()
@@ -244,6 +254,8 @@ async fn export_then_import_answers_identically() {
     .await
     .unwrap();
     let before = answers(&a, &chain).await;
+    let a_head = fresh_head(&a).await;
+    assert!(a_head.tree_size > 0);
 
     let file = dir.join("default.tvexport");
     let o = tapvault(
@@ -281,7 +293,21 @@ async fn export_then_import_answers_identically() {
         &dir.join("b"),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("carried over verbatim"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let b_srv = serve(&b_db, &dir.join("b")).await;
+    // The same log (same root at the same size), signed by the new
+    // server's own key.
+    let b_head = fresh_head(&b_srv).await;
+    assert_eq!(
+        (b_head.tree_size, &b_head.root_hash),
+        (a_head.tree_size, &a_head.root_hash)
+    );
+    assert_ne!(b_head.public_key, a_head.public_key);
+    tapvault_api::receipts::verify_head(&b_head, None).unwrap();
     let after = answers(&b_srv, &chain).await;
     assert_eq!(before.len(), after.len());
     for (x, y) in before.iter().zip(&after) {

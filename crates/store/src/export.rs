@@ -16,13 +16,16 @@ use tapvault_codec::primitives::sha256;
 use tapvault_codec::tlv::{write_bigsize, write_var_bytes, Reader};
 
 pub const MAGIC: [u8; 8] = *b"TVEXPORT";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 adds the receipt log (one record per entry); version 1 files
+/// (no log) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 const KIND_MANIFEST: u64 = 0;
 const KIND_PROOF: u64 = 1;
 const KIND_BACKUP: u64 = 2;
 const KIND_ADDRESS: u64 = 3;
 const KIND_TAPSCRIPT: u64 = 4;
+const KIND_LOG: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -62,6 +65,8 @@ pub struct Export {
     /// Address string and when it was received.
     pub addresses: Vec<(String, Timestamp)>,
     pub tapscripts: Vec<TapscriptRow>,
+    /// The tenant's receipt log, in index order (empty in version 1 files).
+    pub log: Vec<tapvault_codec::log::Entry>,
 }
 
 fn record(out: &mut Vec<u8>, kind: u64, payload: &[u8]) {
@@ -104,6 +109,9 @@ impl Export {
             v.extend_from_slice(t.label.as_bytes());
             record(&mut out, KIND_TAPSCRIPT, &v);
         }
+        for e in &self.log {
+            record(&mut out, KIND_LOG, &e.encode());
+        }
         let sum = sha256(&[&out]);
         out.extend_from_slice(&sum);
         out
@@ -123,7 +131,7 @@ impl Export {
         let m = |e: tapvault_codec::DecodeError| ExportError::Malformed(e.to_string());
         let mut r = Reader::new(&body[MAGIC.len()..]);
         let v = r.u32_be().map_err(m)?;
-        if v != FORMAT_VERSION {
+        if v != FORMAT_VERSION && v != 1 {
             return Err(ExportError::Version(v));
         }
         let mut ex = Export::default();
@@ -195,6 +203,10 @@ impl Export {
                         received_at,
                     });
                 }
+                KIND_LOG => ex.log.push(
+                    tapvault_codec::log::Entry::decode(payload)
+                        .map_err(|e| ExportError::Malformed(format!("receipt log: {e}")))?,
+                ),
                 k => return Err(ExportError::Malformed(format!("unknown record kind {k}"))),
             }
         }
@@ -232,6 +244,7 @@ pub async fn read_tenant(
         .map(|a| (a.encoded, a.received_at.unwrap_or_default()))
         .collect::<Vec<_>>();
     let tapscripts = sb::list_tapscripts(conn, tenant, None, 0, i64::MAX).await?;
+    let log = crate::log::entries(conn, tenant, 0, u64::MAX >> 1).await?;
     let manifest = serde_json::json!({
         "format": "tapvault-export",
         "format_version": FORMAT_VERSION,
@@ -241,6 +254,10 @@ pub async fn read_tenant(
         "wallet_backups": backups.len(),
         "addresses": addresses.len(),
         "tapscripts": tapscripts.len(),
+        "log_entries": log.len(),
+        "log_root": hex::encode(tapvault_codec::log::root_of(
+            &log.iter().map(|e| e.leaf_hash()).collect::<Vec<_>>()
+        )),
     });
     Ok(Export {
         manifest,
@@ -248,6 +265,7 @@ pub async fn read_tenant(
         backups,
         addresses,
         tapscripts,
+        log,
     })
 }
 
@@ -258,6 +276,9 @@ pub struct Prepared {
     pub backups: Vec<sb::NewBackup>,
     pub addresses: Vec<sb::AddressRow>,
     pub tapscripts: Vec<TapscriptRow>,
+    /// The exported receipt log to carry over verbatim (empty: the import
+    /// gets a fresh log in import order).
+    pub log: Vec<tapvault_codec::log::Entry>,
 }
 
 /// Whether the tenant holds anything yet.
@@ -276,6 +297,9 @@ pub async fn tenant_is_empty(
 /// Writes a prepared import in one transaction: all of it or nothing.
 pub async fn write_tenant(db: &Db, tenant: TenantId, p: &Prepared) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
+    if !p.log.is_empty() {
+        crate::log::begin_replay(&mut tx).await?;
+    }
     // One leaf per call, as live ingestion files them: versions come out
     // the same.
     for l in &p.leaves {
@@ -287,6 +311,9 @@ pub async fn write_tenant(db: &Db, tenant: TenantId, p: &Prepared) -> Result<(),
     sb::insert_addresses_tx(&mut tx, tenant, &p.addresses).await?;
     for t in &p.tapscripts {
         sb::insert_tapscript_conn(&mut tx, tenant, t).await?;
+    }
+    if !p.log.is_empty() {
+        crate::log::replay(&mut tx, tenant, &p.log).await?;
     }
     tx.commit().await?;
     Ok(())
