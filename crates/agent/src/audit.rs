@@ -216,7 +216,7 @@ impl Auditor {
                 continue;
             };
             let size = hpb.tree_size;
-            if !heads.contains_key(&size) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(size) {
                 let v = match rc::verify_head(hpb, Some(&head.public_key)) {
                     Ok(v) if size > head.head.tree_size => {
                         let p = self
@@ -244,7 +244,7 @@ impl Auditor {
                         None
                     }
                 };
-                heads.insert(size, v);
+                slot.insert(v);
             }
             let Some(Some(h)) = heads.get(&size) else {
                 continue;

@@ -532,14 +532,14 @@ async fn the_agent_audits_the_receipt_log_and_names_a_dropped_item() {
     assert!(audited.is_some(), "the first collection ends with an audit");
     let st = agent.state.get().log;
     assert!(st.problems.is_empty(), "{:?}", st.problems);
-    // Two addresses and two proofs, each with a receipt checked under the
-    // pinned key's head.
-    assert_eq!(st.receipts.len(), 4, "{:?}", st.receipts);
+    // The stand-in's wallet backup, two proofs and two addresses, each with
+    // a receipt checked under the pinned key's head.
+    assert_eq!(st.receipts.len(), 5, "{:?}", st.receipts);
     assert_eq!(
         st.public_key.as_deref(),
         Some(hex::encode(s.running().log_key).as_str())
     );
-    assert_eq!(st.head.as_ref().unwrap().tree_size, 4);
+    assert_eq!(st.head.as_ref().unwrap().tree_size, 5);
 
     // tapd pushes a proof through the relay: InsertProof's reply has no
     // receipt, so the agent fetches it at the next audit.
@@ -589,7 +589,7 @@ async fn the_agent_audits_the_receipt_log_and_names_a_dropped_item() {
     assert_eq!(st.failed_audits, 1);
     // The relayed proof got its receipt meanwhile.
     assert!(st.awaiting.is_empty(), "{:?}", st.awaiting);
-    assert_eq!(st.receipts.len(), 5);
+    assert_eq!(st.receipts.len(), 6);
     agent.shutdown().await;
     tapd.stop();
     s.stop().await;

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// this many seconds (default 10).
     #[arg(long)]
     pub handshake_timeout_secs: Option<u64>,
+    /// Longest time (seconds) between a tenant's receipt log growing and a
+    /// signed tree head covering it; clients can also ask for a fresh head.
+    #[arg(long, default_value_t = 1)]
+    pub log_head_interval_secs: u64,
     /// Most open gRPC connections (default 4096; always kept under the
     /// process's file descriptor limit).
     #[arg(long)]
@@ -122,6 +126,7 @@ pub fn config(a: ServeArgs) -> Result<ServeConfig> {
     c.trusted_networks = a.trust_network;
     c.operator_tenant = a.operator_tenant.or(file.operator_tenant);
     c.allow_unsafe_durability = a.allow_unsafe_durability;
+    c.log_head_interval = std::time::Duration::from_secs(a.log_head_interval_secs.max(1));
     if let Some(t) = a.handshake_timeout_secs {
         anyhow::ensure!(t > 0, "--handshake-timeout-secs must be positive");
         c.conn_limits.handshake_timeout = std::time::Duration::from_secs(t);

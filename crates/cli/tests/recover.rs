@@ -244,6 +244,18 @@ async fn recover_rebuilds_an_importable_backup_with_the_newest_chains() {
     assert_eq!(report["assets"][0]["num_proofs"], 3);
     assert!(report["universes_checked"].as_u64().unwrap() >= 1);
     assert!(report["mismatches"].as_array().unwrap().is_empty());
+    // Everything written is in the receipt log under a signed head: the
+    // 3 proofs, the chosen backup blob, the addresses.
+    assert!(
+        report["log_problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(report["log_head"]["tree_size"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        report["log_items_verified"].as_u64().unwrap(),
+        3 + 1 + regtest.len() as u64,
+        "{report}"
+    );
 
     // From the old backup: output 1 was spent to output 2, which a later
     // backup holds keys for, so recovery follows it there.

@@ -11,61 +11,16 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tapvault_codec::{Proof, PubKey};
 use tapvault_server::proto::universerpc as pb;
 use tapvault_server::proto::universerpc::universe_client::UniverseClient;
 use tapvault_server::{ServeConfig, VerifyLevel};
 use tapvault_store::db::testdb;
 
-fn vectors() -> std::path::PathBuf {
-    std::env::var_os("TAPVAULT_VECTORS")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
-}
+#[path = "common/mod.rs"]
+mod common;
 
 fn synthetic(n: usize) -> Vec<(Vec<u8>, pb::AssetProof)> {
-    let text = std::fs::read_to_string(
-        vectors().join("taproot-assets/proof/testdata/proof_tlv_encoding_regtest.json"),
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let raw = hex::decode(v["valid_test_cases"][0]["expected"].as_str().unwrap()).unwrap();
-    let base = Proof::decode(&raw).unwrap();
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    (0..n)
-        .map(|i| {
-            let mut p = base.clone();
-            let mut sk = [0u8; 32];
-            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
-                .unwrap()
-                .public_key(&secp);
-            p.asset.script_key = PubKey(key.serialize());
-            let raw = p.encode();
-            let op = p.outpoint();
-            let req = pb::AssetProof {
-                key: Some(pb::UniverseKey {
-                    id: Some(pb::Id {
-                        id: Some(pb::id::Id::AssetId(p.asset.id().to_vec())),
-                        proof_type: 0,
-                    }),
-                    leaf_key: Some(pb::AssetKey {
-                        outpoint: Some(pb::asset_key::Outpoint::OpStr(op.to_string())),
-                        script_key: Some(pb::asset_key::ScriptKey::ScriptKeyBytes(
-                            key.serialize().to_vec(),
-                        )),
-                    }),
-                }),
-                asset_leaf: Some(pb::AssetLeaf {
-                    asset: None,
-                    proof: raw.clone(),
-                }),
-            };
-            (raw, req)
-        })
-        .collect()
+    common::synthetic_tagged(n, "")
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {

@@ -286,7 +286,15 @@ pub async fn mismatches(
     conn: &mut PgConnection,
     tenant: Option<TenantId>,
 ) -> Result<Vec<(TenantId, String)>, StoreError> {
-    let rows: Vec<(TenantId, String, i16, Vec<u8>, Option<i64>)> = sqlx::query_as(
+    #[derive(FromRow)]
+    struct Row {
+        tenant_id: TenantId,
+        what: String,
+        kind: i16,
+        h: Vec<u8>,
+        seq: Option<i64>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "WITH items AS (
             SELECT DISTINCT tenant_id, 1::SMALLINT AS kind, proof_hash AS h FROM universe_leaves
             UNION SELECT tenant_id, 2, sha256 FROM wallet_backups
@@ -296,9 +304,9 @@ pub async fn mismatches(
             SELECT tenant_id, kind, content_hash AS h, min(seq) AS seq FROM log_entries
             GROUP BY 1, 2, 3
          )
-         SELECT COALESCE(i.tenant_id, g.tenant_id),
-                CASE WHEN g.seq IS NULL THEN 'unlogged' ELSE 'lost' END,
-                COALESCE(i.kind, g.kind)::SMALLINT, COALESCE(i.h, g.h), g.seq
+         SELECT COALESCE(i.tenant_id, g.tenant_id) AS tenant_id,
+                CASE WHEN g.seq IS NULL THEN 'unlogged' ELSE 'lost' END AS what,
+                COALESCE(i.kind, g.kind)::SMALLINT AS kind, COALESCE(i.h, g.h) AS h, g.seq
          FROM items i FULL JOIN logged g
            ON g.tenant_id = i.tenant_id AND g.kind = i.kind AND g.h = i.h
          WHERE (i.h IS NULL OR g.h IS NULL)
@@ -310,22 +318,30 @@ pub async fn mismatches(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(t, what, kind, h, seq)| {
-            let name = u8::try_from(kind)
-                .ok()
-                .and_then(Kind::from_code)
-                .map(Kind::name)
-                .unwrap_or("item");
-            let d = if what == "lost" {
-                format!(
-                    "{name} {} is in the log at index {} but not stored",
-                    hex::encode(h),
-                    seq.unwrap_or(-1)
-                )
-            } else {
-                format!("{name} {} is stored but not in the log", hex::encode(h))
-            };
-            (t, d)
-        })
+        .map(
+            |Row {
+                 tenant_id: t,
+                 what,
+                 kind,
+                 h,
+                 seq,
+             }| {
+                let name = u8::try_from(kind)
+                    .ok()
+                    .and_then(Kind::from_code)
+                    .map(Kind::name)
+                    .unwrap_or("item");
+                let d = if what == "lost" {
+                    format!(
+                        "{name} {} is in the log at index {} but not stored",
+                        hex::encode(h),
+                        seq.unwrap_or(-1)
+                    )
+                } else {
+                    format!("{name} {} is stored but not in the log", hex::encode(h))
+                };
+                (t, d)
+            },
+        )
         .collect())
 }
