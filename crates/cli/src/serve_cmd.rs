@@ -23,6 +23,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TAPVAULT_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
     /// PostgreSQL URL. Without one, tapvault runs its own private cluster.
+    /// Several hosts, libpq style (`postgres://u@primary:5432,standby:5432/tapvault`):
+    /// tapvault writes to the one that is not in recovery and fails over to
+    /// the next when it goes (deploy/REPLICATION.md).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Serve gRPC without TLS (only behind a TLS-terminating proxy or for tests).
@@ -58,6 +61,12 @@ pub struct ServeArgs {
     /// signed tree head covering it; clients can also ask for a fresh head.
     #[arg(long, default_value_t = 1)]
     pub log_head_interval_secs: u64,
+    /// Serve reads only, from a hot standby: every read RPC (universe
+    /// queries and sync, proof files, wallet backups, addresses, tapscript
+    /// trees, Status, the receipt log) works, writes get FAILED_PRECONDITION.
+    /// `tapvault recover` works against it unchanged.
+    #[arg(long)]
+    pub read_only: bool,
     /// Most open gRPC connections (default 4096; always kept under the
     /// process's file descriptor limit).
     #[arg(long)]
@@ -127,6 +136,7 @@ pub fn config(a: ServeArgs) -> Result<ServeConfig> {
     c.operator_tenant = a.operator_tenant.or(file.operator_tenant);
     c.allow_unsafe_durability = a.allow_unsafe_durability;
     c.log_head_interval = std::time::Duration::from_secs(a.log_head_interval_secs.max(1));
+    c.read_only = a.read_only;
     if let Some(t) = a.handshake_timeout_secs {
         anyhow::ensure!(t > 0, "--handshake-timeout-secs must be positive");
         c.conn_limits.handshake_timeout = std::time::Duration::from_secs(t);

@@ -73,6 +73,8 @@ pub struct ServeConfig {
     pub allow_unsafe_durability: bool,
     /// Longest time between a log growing and a signed head covering it.
     pub log_head_interval: std::time::Duration,
+    /// Serve reads only, from a hot standby (writes: FAILED_PRECONDITION).
+    pub read_only: bool,
 }
 
 impl ServeConfig {
@@ -96,6 +98,7 @@ impl ServeConfig {
             large_call_wait: limits::BUDGET_WAIT,
             allow_unsafe_durability: false,
             log_head_interval: std::time::Duration::from_secs(1),
+            read_only: false,
         }
     }
 }
@@ -183,9 +186,21 @@ async fn create_private_db(c: &pgembed::PrivateCluster) -> Result<String> {
 }
 
 async fn connect_checked(cfg: &ServeConfig, url: &str) -> Result<Db> {
-    let db = tapvault_store::connect(url, cfg.max_db_connections)
+    // Several hosts (libpq style) are tried in order: the first that takes
+    // writes is used, and the failover task moves to the next when it fails.
+    let urls = tapvault_store::db::expand_hosts(url);
+    let db = tapvault_store::db::connect_many(&urls, cfg.max_db_connections, cfg.read_only)
         .await
         .with_context(|| "connecting to PostgreSQL")?;
+    tracing::info!(
+        "database: {}{}",
+        db.targets.current(),
+        if urls.len() > 1 {
+            format!(" (of {})", db.targets.all().join(", "))
+        } else {
+            String::new()
+        }
+    );
     let unsafe_settings = tapvault_store::db::unsafe_durability(&db.pool)
         .await
         .context("reading the database's durability settings")?;
@@ -203,9 +218,17 @@ async fn connect_checked(cfg: &ServeConfig, url: &str) -> Result<Db> {
             );
         }
     }
-    tapvault_store::migrate(&db.pool)
-        .await
-        .context("running migrations")?;
+    if cfg.read_only {
+        // A standby cannot be migrated; it replays the primary's schema.
+        tracing::warn!(
+            "read-only: serving reads from {}; writes are refused",
+            db.targets.current()
+        );
+    } else {
+        tapvault_store::migrate(&db.pool)
+            .await
+            .context("running migrations")?;
+    }
     Ok(db)
 }
 
@@ -267,13 +290,20 @@ async fn start_on(
             .unwrap_or_else(|| "default".into());
         tracing::warn!("authentication is off: every request acts as tenant {name:?}");
         auth::AuthMode::Off {
-            tenant: tapvault_store::db::ensure_tenant(&db.pool, &name).await?,
+            tenant: if cfg.read_only {
+                auth::tenant_id(&db, &name).await?.ok_or_else(|| {
+                    anyhow::anyhow!("read-only: tenant {name:?} does not exist on this database")
+                })?
+            } else {
+                tapvault_store::db::ensure_tenant(&db.pool, &name).await?
+            },
         }
     };
     let authenticator = Arc::new(auth::Authenticator {
         db: db.clone(),
         mode,
         operator,
+        read_only: cfg.read_only,
     });
     let default_tenant = None;
     let metrics = Arc::new(Metrics::default());
@@ -335,7 +365,11 @@ async fn start_on(
         db: db.clone(),
         keys,
     });
-    let log_state = log_svc::LogState::new(db.clone(), log_svc::load_or_create_key(&cfg.data_dir)?);
+    let log_state = log_svc::LogState::new(
+        db.clone(),
+        log_svc::load_or_create_key(&cfg.data_dir)?,
+        cfg.read_only,
+    );
     let log_key = log_state.public_key();
     tracing::info!("receipt log key (Ed25519): {}", hex::encode(log_key));
     let log = proto::tapvault_v1::log_server::LogServer::new(log_svc::LogService {
@@ -397,7 +431,17 @@ async fn start_on(
         "tapvault serving universerpc on {grpc_addr} ({}), HTTP on {http_addr}",
         if cfg.tls { "TLS" } else { "plaintext" }
     );
-    let signer = log_svc::spawn_signer(log_state, cfg.log_head_interval, rx.clone());
+    let mut tasks = vec![grpc_task, http_task];
+    if !cfg.read_only {
+        tasks.push(log_svc::spawn_signer(
+            log_state,
+            cfg.log_head_interval,
+            rx.clone(),
+        ));
+    }
+    if db.targets.all().len() > 1 {
+        tasks.push(spawn_failover(db.clone(), rx.clone()));
+    }
     Ok(Running {
         grpc_addr,
         http_addr,
@@ -405,8 +449,29 @@ async fn start_on(
         cert_pem,
         log_key,
         shutdown,
-        tasks: vec![grpc_task, http_task, signer],
+        tasks,
         cluster: cluster.take(),
+    })
+}
+
+/// Watches the database in use; when it fails (or becomes a standby),
+/// points the pool at the next database that takes writes. Calls meanwhile
+/// fail fast with UNAVAILABLE.
+fn spawn_failover(db: Db, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|v| *v) => return,
+            }
+            match tapvault_store::db::check_failover(&db).await {
+                Ok(Some(to)) => tracing::warn!("database failover: now using {to}"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("database failover check: {e}"),
+            }
+        }
     })
 }
 
@@ -422,7 +487,14 @@ fn http_router(db: Db, metrics: Arc<Metrics>, authn: Arc<auth::Authenticator>) -
                 let db = ready_db.clone();
                 async move {
                     match tapvault_store::db::ping(&db).await {
-                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Ok(()) => (
+                            StatusCode::OK,
+                            format!(
+                                "ready: {} {}\n",
+                                if db.targets.read_only { "reading (read-only) from" } else { "writing to" },
+                                db.targets.current()
+                            ),
+                        ),
                         Err(e) => {
                             tracing::warn!("readiness: database unavailable: {e}");
                             (

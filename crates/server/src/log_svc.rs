@@ -54,6 +54,9 @@ pub struct LogState {
     key: SigningKey,
     public: [u8; 32],
     tenants: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<TenantLog>>>>,
+    /// On a read-only server heads are only read: the primary's, whatever
+    /// its key (clients check the key they pinned).
+    read_only: bool,
 }
 
 fn err(e: StoreError) -> Status {
@@ -61,13 +64,14 @@ fn err(e: StoreError) -> Status {
 }
 
 impl LogState {
-    pub fn new(db: Db, key: SigningKey) -> Arc<Self> {
+    pub fn new(db: Db, key: SigningKey, read_only: bool) -> Arc<Self> {
         let public = key.verifying_key().to_bytes();
         Arc::new(LogState {
             db,
             key,
             public,
             tenants: Mutex::new(HashMap::new()),
+            read_only,
         })
     }
 
@@ -112,7 +116,7 @@ impl LogState {
         let mut log = arc.lock().await;
         let mut conn = self.db.pool.acquire().await?;
         let size = sl::size(&mut conn, t).await?;
-        let newest = sl::newest_head(&mut conn, t, &self.public).await?;
+        let newest = sl::newest_head(&mut conn, t, Some(&self.public)).await?;
         drop(conn);
         if let Some(h) = &newest {
             if h.tree_size as u64 >= size {
@@ -154,7 +158,8 @@ impl LogState {
 
     async fn newest(&self, t: TenantId) -> Result<Option<sl::StoredHead>, StoreError> {
         let mut conn = self.db.pool.acquire().await?;
-        sl::newest_head(&mut conn, t, &self.public).await
+        let key = (!self.read_only).then_some(&self.public);
+        sl::newest_head(&mut conn, t, key).await
     }
 
     async fn head_pb(
@@ -328,6 +333,13 @@ impl pb::log_server::Log for LogService {
         let s = &self.state;
         let head = match (req.get_ref().fresh, s.newest(t).await.map_err(err)?) {
             (false, Some(h)) => h,
+            // A replica serves the primary's heads; it signs nothing.
+            (true, Some(h)) if s.read_only => h,
+            (_, None) if s.read_only => {
+                return Err(
+                    ApiError::not_found("no signed tree head has reached this replica yet").into(),
+                )
+            }
             // No head yet (or a fresh one asked for): sign one now.
             _ => s.sign(t).await.map_err(err)?,
         };

@@ -13,7 +13,9 @@ pub struct PrivateCluster {
     run_as: Option<String>,
 }
 
-fn find_bin_dir() -> Result<PathBuf> {
+/// PostgreSQL's server binaries: from PATH, else the newest under
+/// /usr/lib/postgresql.
+pub fn find_bin_dir() -> Result<PathBuf> {
     if let Ok(path) = std::env::var("PATH") {
         for d in std::env::split_paths(&path) {
             if d.join("initdb").is_file() && d.join("pg_ctl").is_file() {
@@ -41,7 +43,7 @@ fn find_bin_dir() -> Result<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // /proc/self is owned by the process's effective uid.
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

@@ -4,6 +4,9 @@ use crate::tenants::TenantId;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,26 +75,212 @@ impl FailureKind {
     }
 }
 
-/// The shared handles of the store: the pool and the node cache.
+/// The shared handles of the store: the pool, the node cache, and the
+/// databases the pool may point at.
 #[derive(Clone)]
 pub struct Db {
     pub pool: PgPool,
     pub cache: crate::tree::NodeCache,
+    pub targets: Arc<Targets>,
+}
+
+/// The databases a server may use, in the order given, and which one the
+/// pool connects to now. A writer uses the one that is not in recovery; a
+/// read-only server any that answers. When it fails, [`check_failover`]
+/// points the pool at the next good one, and connections made before the
+/// switch are dropped the next time they are handed out (no round trip).
+pub struct Targets {
+    list: Vec<(String, PgConnectOptions)>,
+    current: AtomicUsize,
+    base: Instant,
+    /// Microseconds from `base` to the last switch.
+    switched_us: AtomicU64,
+    pub read_only: bool,
+}
+
+impl Targets {
+    /// host:port/database of the database in use.
+    pub fn current(&self) -> String {
+        self.list[self.current.load(Ordering::Acquire)].0.clone()
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.list.iter().map(|(l, _)| l.clone()).collect()
+    }
+
+    fn since_switch(&self) -> Duration {
+        let at = Duration::from_micros(self.switched_us.load(Ordering::Acquire));
+        self.base.elapsed().saturating_sub(at)
+    }
+}
+
+fn label(o: &PgConnectOptions) -> String {
+    format!(
+        "{}:{}/{}",
+        o.get_host(),
+        o.get_port(),
+        o.get_database().unwrap_or("")
+    )
+}
+
+/// A libpq-style URL with several hosts (`postgres://u@h1:5432,h2:5433/db`)
+/// as one URL per host, in order; any other URL as itself.
+pub fn expand_hosts(url: &str) -> Vec<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return vec![url.to_string()];
+    };
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((u, r)) if !u.contains('/') => (format!("{u}@"), r),
+        _ => (String::new(), rest),
+    };
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (hosts, tail) = rest.split_at(split);
+    if !hosts.contains(',') {
+        return vec![url.to_string()];
+    }
+    hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{scheme}://{user}{h}{tail}"))
+        .collect()
+}
+
+/// Whether the database at `o` is in recovery (a standby), within 3 s.
+async fn probe(o: &PgConnectOptions) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    let fut = async {
+        let mut c = sqlx::PgConnection::connect_with(o).await?;
+        let r: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(&mut c)
+            .await?;
+        let _ = c.close().await;
+        Ok(r)
+    };
+    tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
-    let opts = PgConnectOptions::from_str(url)?;
+    connect_many(&[url.to_string()], max_connections, false).await
+}
+
+/// Connects to the first of `urls` that can take writes (not in recovery),
+/// or with `read_only`, the first that answers.
+pub async fn connect_many(
+    urls: &[String],
+    max_connections: u32,
+    read_only: bool,
+) -> Result<Db, StoreError> {
+    let mut list = Vec::with_capacity(urls.len());
+    for u in urls {
+        let o = PgConnectOptions::from_str(u)?;
+        list.push((label(&o), o));
+    }
+    let mut chosen = None;
+    let mut last_err = None;
+    if list.len() == 1 {
+        // One database: no choice to make; connect errors speak for
+        // themselves.
+        chosen = Some(0);
+    } else {
+        for (i, (l, o)) in list.iter().enumerate() {
+            match probe(o).await {
+                Ok(rec) if read_only || !rec => {
+                    chosen = Some(i);
+                    break;
+                }
+                Ok(_) => tracing::info!("{l} is a standby (in recovery): not writing to it"),
+                Err(e) => {
+                    tracing::warn!("{l} does not answer: {e}");
+                    last_err = Some(e);
+                }
+            }
+        }
+    }
+    let Some(i) = chosen else {
+        return Err(last_err
+            .unwrap_or_else(|| {
+                sqlx::Error::Configuration(
+                    format!(
+                        "none of the databases can take writes (all are standbys): {}",
+                        list.iter()
+                            .map(|(l, _)| l.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                    .into(),
+                )
+            })
+            .into());
+    };
+    let targets = Arc::new(Targets {
+        current: AtomicUsize::new(i),
+        base: Instant::now(),
+        switched_us: AtomicU64::new(0),
+        read_only,
+        list,
+    });
+    let t = targets.clone();
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         // A call waiting for a connection to a database that is gone fails
         // within its deadline rather than hanging.
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(opts)
+        .acquire_timeout(Duration::from_secs(5))
+        // A connection made before a failover points at the old database.
+        .before_acquire(move |_c, meta| {
+            let fresh = meta.age < t.since_switch();
+            Box::pin(async move { Ok(fresh) })
+        })
+        .connect_with(targets.list[i].1.clone())
         .await?;
     Ok(Db {
         pool,
         cache: crate::tree::NodeCache::new(1_000_000),
+        targets,
     })
+}
+
+/// Checks that the database in use still fits (up, and writable unless
+/// read-only); if not, points the pool at the first one that does and
+/// returns its label. `None`: nothing changed (or nothing fits yet, and
+/// calls keep failing with "unavailable" until something does).
+pub async fn check_failover(db: &Db) -> Result<Option<String>, StoreError> {
+    let t = &db.targets;
+    let fits = |rec: bool| t.read_only || !rec;
+    let cur = t.current.load(Ordering::Acquire);
+    let now = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&db.pool),
+    )
+    .await;
+    if let Ok(Ok(rec)) = now {
+        if fits(rec) {
+            return Ok(None);
+        }
+    }
+    if t.list.len() == 1 {
+        return Ok(None);
+    }
+    let order = (1..=t.list.len()).map(|k| (cur + k) % t.list.len());
+    for i in order {
+        let (l, o) = &t.list[i];
+        if let Ok(rec) = probe(o).await {
+            if fits(rec) {
+                if i == cur {
+                    // The same database, back (a restart): nothing to switch.
+                    return Ok(None);
+                }
+                db.pool.set_connect_options(o.clone());
+                t.current.store(i, Ordering::Release);
+                let us = t.base.elapsed().as_micros() as u64;
+                t.switched_us.store(us, Ordering::Release);
+                db.cache.clear();
+                return Ok(Some(l.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
@@ -239,21 +428,13 @@ pub mod testdb {
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .expect("create test database");
-        let opts = PgConnectOptions::from_str(&admin_url)
-            .expect("url")
-            .database(&name);
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+        let url = with_database(&admin_url, &name);
+        let db = super::connect_many(std::slice::from_ref(&url), 8, false)
             .await
             .expect("connect test database");
-        migrate(&pool).await.expect("migrate");
-        let url = with_database(&admin_url, &name);
+        migrate(&db.pool).await.expect("migrate");
         TestDb {
-            db: Db {
-                pool,
-                cache: crate::tree::NodeCache::new(100_000),
-            },
+            db,
             name,
             url,
             admin_url,

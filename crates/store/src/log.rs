@@ -188,20 +188,20 @@ pub async fn record_head(db: &Db, tenant: TenantId, h: &StoredHead) -> Result<()
     Ok(())
 }
 
-/// The newest head signed by `key`.
+/// The newest head signed by `key` (`None`: by any key).
 pub async fn newest_head(
     conn: &mut PgConnection,
     tenant: TenantId,
-    key: &[u8; 32],
+    key: Option<&[u8; 32]>,
 ) -> Result<Option<StoredHead>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT tree_size, root_hash, tapvault_micros(signed_at) AS signed_at, public_key,
                 signature
-         FROM log_heads WHERE tenant_id = $1 AND public_key = $2
-         ORDER BY tree_size DESC LIMIT 1",
+         FROM log_heads WHERE tenant_id = $1 AND ($2::BYTEA IS NULL OR public_key = $2)
+         ORDER BY tree_size DESC, signed_at DESC LIMIT 1",
     )
     .bind(tenant)
-    .bind(&key[..])
+    .bind(key.map(|k| k.to_vec()))
     .fetch_optional(&mut *conn)
     .await?)
 }

@@ -25,6 +25,13 @@ impl NodeCache {
             cap,
         }
     }
+    /// Forgets everything (after a failover: the new database may lack
+    /// nodes the old one had, if replication was asynchronous).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.clear();
+        }
+    }
     fn get(&self, tenant: TenantId, h: &Hash) -> Option<StoredNode> {
         self.inner.lock().ok()?.get(&(tenant, *h)).cloned()
     }

@@ -87,6 +87,12 @@ where
                 .map(|a| a.ip());
             let remote = remote.filter(|_| universe);
             match auth.check(header.as_deref(), remote, need).await {
+                Ok(_) if auth.read_only && super::writes(&path) => Ok(Status::from(
+                    crate::errors::ApiError::refused(
+                        "read-only replica: this server serves reads only (writes go to the primary vault)",
+                    ),
+                )
+                .into_http()),
                 Ok(p) => {
                     req.extensions_mut().insert(p.tenant);
                     req.extensions_mut().insert(p);

@@ -92,6 +92,8 @@ pub struct Authenticator {
     pub mode: AuthMode,
     /// The tenant whose admin tokens manage all tenants.
     pub operator: Option<TenantId>,
+    /// A read-only server (on a standby): writes are refused.
+    pub read_only: bool,
 }
 
 fn unauth(msg: impl Into<String>) -> Status {
@@ -305,6 +307,24 @@ const ADMIN: &[&str] = &[
     "SetQuota",
     "GetQuota",
 ];
+
+/// Whether a mapped method changes stored data (refused by a read-only
+/// server): every `push`-scope method and the Admin calls that write.
+pub fn writes(path: &str) -> bool {
+    match access_for_path(path) {
+        Some(Access::Token {
+            scope: Scope::Push, ..
+        }) => true,
+        Some(Access::Token {
+            scope: Scope::Admin,
+            ..
+        }) => path
+            .rsplit('/')
+            .next()
+            .is_some_and(|m| ["AddTenant", "IssueToken", "RevokeToken", "SetQuota"].contains(&m)),
+        _ => false,
+    }
+}
 
 /// The access rule of a gRPC method path (`/package.Service/Method`), or
 /// `None` when the method is not mapped (refused).
