@@ -175,7 +175,7 @@ async fn main() {
             .list_addresses(v1::ListAddressesRequest {
                 key: vec![],
                 offset,
-                limit: 1000,
+                limit: 16_384,
             })
             .await
             .unwrap()
@@ -209,9 +209,13 @@ async fn main() {
                 .unwrap();
             let took = t0.elapsed();
             let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            // ok = false is expected here: the proofs pushed while the log
+            // was switched off are served but not logged, and audit says so.
             println!(
-                "| `tapvault audit` end to end: {} entries, {} served items, ok = {} | {took:?} | |",
-                rep["entries"], rep["items_served"], rep["ok"]
+                "| `tapvault audit` end to end: {} entries, {} served items, {} problems (the no-log phase's proofs) | {took:?} | |",
+                rep["entries"],
+                rep["items_served"],
+                rep["problems"].as_array().map(|p| p.len()).unwrap_or(0)
             );
         }
         None => println!("(build `tapvault` in the same profile to time `tapvault audit` itself)"),

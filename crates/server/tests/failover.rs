@@ -17,6 +17,9 @@ use tapvault_server::proto::tapvault_v1 as v1;
 use tapvault_server::{ServeConfig, VerifyLevel};
 use tonic::Code;
 
+/// An acknowledged item: kind (1 proof, 2 backup), its bytes, when.
+type Acked = (u8, Vec<u8>, Instant);
+
 struct Outcome {
     acked: usize,
     lost: Vec<String>,
@@ -43,7 +46,7 @@ async fn run_failover(mode: &str, k: usize, per: usize, kill_at: usize) -> Outco
 
     let proofs = synthetic(k * per, mode);
     // (kind, bytes) of every acknowledged item; errors other than UNAVAILABLE.
-    let acked: Arc<Mutex<Vec<(u8, Vec<u8>, Instant)>>> = Default::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Default::default();
     let others: Arc<Mutex<Vec<String>>> = Default::default();
     let killed_at: Arc<Mutex<Option<Instant>>> = Default::default();
     let mut tasks = Vec::new();

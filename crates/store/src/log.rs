@@ -148,7 +148,7 @@ pub async fn stored(
         }
         Kind::Address => {
             "SELECT EXISTS (SELECT 1 FROM addresses WHERE tenant_id = $1
-                AND sha256(convert_to(encoded, 'UTF8')) = $2)"
+                AND tapvault_address_hash(encoded) = $2)"
         }
         Kind::Tapscript => {
             "SELECT EXISTS (SELECT 1 FROM tapscripts WHERE tenant_id = $1 AND content_hash = $2
