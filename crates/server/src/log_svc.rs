@@ -209,50 +209,85 @@ impl LogState {
         Ok(f(&prefix))
     }
 
-    async fn receipt(
+    /// Receipts of many items, in their order: one query for the entries,
+    /// one per kind for what is still stored, one tree lock for the proofs.
+    async fn receipts(
         &self,
         t: TenantId,
-        kind: Kind,
-        h: [u8; 32],
+        items: &[(Kind, [u8; 32])],
         head: Option<&(sl::StoredHead, pb::SignedTreeHead)>,
-    ) -> Result<pb::Receipt, StoreError> {
+    ) -> Result<Vec<pb::Receipt>, StoreError> {
         let mut conn = self.db.pool.acquire().await?;
-        let found = sl::find(&mut conn, t, kind, &h).await?;
-        drop(conn);
-        let mut r = pb::Receipt {
-            kind: kind.code() as u32,
-            content_hash: h.to_vec(),
-            ..Default::default()
-        };
-        let Some((entry, stored)) = found else {
-            r.problem = format!("{} {} is not in the log", kind.name(), hex::encode(h));
-            return Ok(r);
-        };
-        r.entry = Some(entry_pb(&entry));
-        if !stored {
-            r.problem = format!(
-                "{} {} is in the log at index {} but is no longer stored",
-                kind.name(),
-                hex::encode(h),
-                entry.index
-            );
-            return Ok(r);
-        }
-        r.found = true;
-        if let Some((sh, hpb)) = head {
-            if entry.index < sh.tree_size as u64 {
-                let proof = self
-                    .with_tree(t, sh.tree_size as u64, |tree| {
-                        tree.prove_inclusion(entry.index as usize)
-                            .as_bytes()
-                            .to_vec()
-                    })
-                    .await?;
-                r.inclusion_proof = proof.chunks(32).map(|c| c.to_vec()).collect();
-                r.head = Some(hpb.clone());
+        let entries = sl::first_entries(&mut conn, t, items).await?;
+        let mut stored = std::collections::HashSet::new();
+        for kind in [
+            Kind::Proof,
+            Kind::WalletBackup,
+            Kind::Address,
+            Kind::Tapscript,
+        ] {
+            let hs: Vec<[u8; 32]> = items
+                .iter()
+                .filter(|(k, h)| *k == kind && entries.contains_key(&(*k, *h)))
+                .map(|(_, h)| *h)
+                .collect();
+            if !hs.is_empty() {
+                for h in sl::stored_many(&mut conn, t, kind, &hs).await? {
+                    stored.insert((kind, h));
+                }
             }
         }
-        Ok(r)
+        drop(conn);
+        let covered: Vec<u64> = match head {
+            Some((sh, _)) => items
+                .iter()
+                .filter(|i| stored.contains(*i))
+                .filter_map(|i| entries.get(i).map(|e| e.index))
+                .filter(|ix| *ix < sh.tree_size as u64)
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut proofs: HashMap<u64, Vec<u8>> = HashMap::new();
+        if let (Some((sh, _)), false) = (head, covered.is_empty()) {
+            proofs = self
+                .with_tree(t, sh.tree_size as u64, |tree| {
+                    covered
+                        .iter()
+                        .map(|ix| (*ix, tree.prove_inclusion(*ix as usize).as_bytes().to_vec()))
+                        .collect()
+                })
+                .await?;
+        }
+        Ok(items
+            .iter()
+            .map(|(kind, h)| {
+                let mut r = pb::Receipt {
+                    kind: kind.code() as u32,
+                    content_hash: h.to_vec(),
+                    ..Default::default()
+                };
+                let Some(entry) = entries.get(&(*kind, *h)) else {
+                    r.problem = format!("{} {} is not in the log", kind.name(), hex::encode(h));
+                    return r;
+                };
+                r.entry = Some(entry_pb(entry));
+                if !stored.contains(&(*kind, *h)) {
+                    r.problem = format!(
+                        "{} {} is in the log at index {} but is no longer stored",
+                        kind.name(),
+                        hex::encode(h),
+                        entry.index
+                    );
+                    return r;
+                }
+                r.found = true;
+                if let (Some((_, hpb)), Some(p)) = (head, proofs.get(&entry.index)) {
+                    r.inclusion_proof = p.chunks(32).map(|c| c.to_vec()).collect();
+                    r.head = Some(hpb.clone());
+                }
+                r
+            })
+            .collect())
     }
 
     async fn newest_pair(
@@ -402,9 +437,10 @@ impl pb::log_server::Log for LogService {
         let head = self.state.newest_pair(t).await.map_err(err)?;
         let rc = self
             .state
-            .receipt(t, kind, h, head.as_ref())
+            .receipts(t, &[(kind, h)], head.as_ref())
             .await
-            .map_err(err)?;
+            .map_err(err)?
+            .remove(0);
         if !rc.found && rc.entry.is_none() {
             return Err(ApiError::not_found(rc.problem).into());
         }
@@ -425,17 +461,17 @@ impl pb::log_server::Log for LogService {
             .into());
         }
         let head = self.state.newest_pair(t).await.map_err(err)?;
-        let mut out = Vec::with_capacity(r.items.len());
-        for it in r.items {
-            let (kind, h) = (kind_of(it.kind)?, hash_of(&it.content_hash)?);
-            out.push(
-                self.state
-                    .receipt(t, kind, h, head.as_ref())
-                    .await
-                    .map_err(err)?,
-            );
-        }
-        Ok(Response::new(pb::GetReceiptsResponse { receipts: out }))
+        let items = r
+            .items
+            .iter()
+            .map(|it| Ok((kind_of(it.kind)?, hash_of(&it.content_hash)?)))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let receipts = self
+            .state
+            .receipts(t, &items, head.as_ref())
+            .await
+            .map_err(err)?;
+        Ok(Response::new(pb::GetReceiptsResponse { receipts }))
     }
 
     async fn list_log_entries(

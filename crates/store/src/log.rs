@@ -77,29 +77,6 @@ pub async fn entries(
     rows.into_iter().map(EntryRow::entry).collect()
 }
 
-/// The item's entry (its first, if the same bytes were logged twice) and
-/// whether the item is still stored with those bytes.
-pub async fn find(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    kind: Kind,
-    content_hash: &[u8; 32],
-) -> Result<Option<(Entry, bool)>, StoreError> {
-    let q = format!(
-        "SELECT {ENTRY_COLS} FROM log_entries WHERE tenant_id = $1 AND kind = $2
-           AND content_hash = $3 ORDER BY seq LIMIT 1"
-    );
-    let row: Option<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(q))
-        .bind(tenant)
-        .bind(kind.code() as i16)
-        .bind(&content_hash[..])
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let stored = stored(conn, tenant, kind, content_hash).await?;
-    Ok(Some((row.entry()?, stored)))
-}
-
 /// The first entry of each item, in one query.
 pub async fn first_entries(
     conn: &mut PgConnection,
@@ -129,37 +106,43 @@ pub async fn first_entries(
     Ok(out)
 }
 
-/// Whether an item of `kind` with these exact bytes is stored.
-pub async fn stored(
+/// Which of these items of one kind are stored with exactly those bytes
+/// (one query).
+pub async fn stored_many(
     conn: &mut PgConnection,
     tenant: TenantId,
     kind: Kind,
-    h: &[u8; 32],
-) -> Result<bool, StoreError> {
+    hashes: &[[u8; 32]],
+) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
     let q = match kind {
+        // The proof's bytes, still hashing to their key (its leaves cannot
+        // outlive it: they reference it).
         Kind::Proof => {
-            "SELECT EXISTS (SELECT 1 FROM proofs p WHERE p.tenant_id = $1 AND p.hash = $2
-                AND sha256(p.raw) = p.hash AND EXISTS (SELECT 1 FROM universe_leaves l
-                WHERE l.tenant_id = $1 AND l.proof_hash = $2))"
+            "SELECT p.hash FROM unnest($2::BYTEA[]) AS x(h)
+             JOIN proofs p ON p.tenant_id = $1 AND p.hash = x.h WHERE sha256(p.raw) = p.hash"
         }
         Kind::WalletBackup => {
-            "SELECT EXISTS (SELECT 1 FROM wallet_backups WHERE tenant_id = $1 AND sha256 = $2
-                AND sha256(raw) = sha256)"
+            "SELECT w.sha256 FROM unnest($2::BYTEA[]) AS x(h)
+             JOIN wallet_backups w ON w.tenant_id = $1 AND w.sha256 = x.h
+             WHERE sha256(w.raw) = w.sha256"
         }
         Kind::Address => {
-            "SELECT EXISTS (SELECT 1 FROM addresses WHERE tenant_id = $1
-                AND tapvault_address_hash(encoded) = $2)"
+            "SELECT tapvault_address_hash(a.encoded) FROM unnest($2::BYTEA[]) AS x(h)
+             JOIN addresses a ON a.tenant_id = $1 AND tapvault_address_hash(a.encoded) = x.h"
         }
         Kind::Tapscript => {
-            "SELECT EXISTS (SELECT 1 FROM tapscripts WHERE tenant_id = $1 AND content_hash = $2
-                AND sha256(root_hash || COALESCE(raw_key, ''::BYTEA) || leaves) = content_hash)"
+            "SELECT t.content_hash FROM unnest($2::BYTEA[]) AS x(h)
+             JOIN tapscripts t ON t.tenant_id = $1 AND t.content_hash = x.h
+             WHERE sha256(t.root_hash || COALESCE(t.raw_key, ''::BYTEA) || t.leaves) = t.content_hash"
         }
     };
-    Ok(sqlx::query_scalar(q)
+    let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+    let rows: Vec<[u8; 32]> = sqlx::query_scalar(q)
         .bind(tenant)
-        .bind(&h[..])
-        .fetch_one(&mut *conn)
-        .await?)
+        .bind(&hs)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A signed tree head as recorded.
