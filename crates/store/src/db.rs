@@ -459,3 +459,30 @@ pub mod testdb {
         }
     }
 }
+
+#[cfg(test)]
+mod host_tests {
+    use super::expand_hosts;
+
+    #[test]
+    fn a_multi_host_url_becomes_one_url_per_host_in_order() {
+        assert_eq!(
+            expand_hosts("postgres://u:p@a:5432,b:5433/tapvault?sslmode=require"),
+            vec![
+                "postgres://u:p@a:5432/tapvault?sslmode=require",
+                "postgres://u:p@b:5433/tapvault?sslmode=require"
+            ]
+        );
+        assert_eq!(
+            expand_hosts("postgresql://a,b/db"),
+            vec!["postgresql://a/db", "postgresql://b/db"]
+        );
+        for one in [
+            "postgres://postgres@localhost/tapvault?host=/run/x,y",
+            "postgres://u@h:1/d",
+            "not a url",
+        ] {
+            assert_eq!(expand_hosts(one), vec![one.to_string()], "{one}");
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The ingest and read figures of docs/PERFORMANCE.md, one table per run,
+//! every rate also as a ratio to raw PostgreSQL measured in the same run:
+//! `cargo run --release -p tapvault-server --example bench_perf [N]`
+//!
+//! N (default 4000) distinct 1,039-byte proofs per scenario, 16 clients,
+//! `decode-only` (the synthetic proofs are the regtest genesis proof with new
+//! script keys or asset tags: valid bytes, not valid commitments), plaintext,
+//! tokens on. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tapvault_api::client::{self, Trust};
+use tapvault_server::proto::tapvault_v1 as v1;
+use tapvault_server::proto::universerpc as pb;
+use tapvault_server::{ServeConfig, VerifyLevel};
+use tapvault_store::db::testdb;
+
+const K: usize = 16;
+
+struct Row {
+    name: String,
+    value: String,
+    ratio: Option<f64>,
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Pushes `items` with K clients spread over `tokens` (one tenant each).
+async fn push(addr: &str, tokens: &[String], items: Arc<Vec<(Vec<u8>, pb::AssetProof)>>) -> f64 {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..K {
+        let ch = client::channel(addr, &Trust::Plaintext).unwrap();
+        let (_, mut u) = client::clients(ch, Some(&tokens[w % tokens.len()])).unwrap();
+        let items = items.clone();
+        tasks.push(tokio::spawn(async move {
+            for (_, req) in items.iter().skip(w).step_by(K) {
+                u.insert_proof(req.clone()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    items.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Calls `f` at `rps` for `secs`; latency percentiles.
+async fn paced<F, Fut>(rps: u64, secs: u64, f: F) -> (Duration, Duration, usize)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let f = Arc::new(f);
+    let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut i = 0;
+    let mut tasks = Vec::new();
+    while Instant::now() < until {
+        tick.tick().await;
+        let (f, lat) = (f.clone(), lat.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            f(i).await;
+            lat.lock().unwrap().push(t.elapsed());
+        }));
+        i += 1;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut v = lat.lock().unwrap().clone();
+    let n = v.len();
+    (pct(&mut v, 0.5), pct(&mut v, 0.99), n)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let big = std::env::var("TAPVAULT_BENCH_BIG").is_ok();
+    let tdb = testdb::create().await;
+    let tenants = ["t0", "t1", "t2", "t3"];
+    for t in tenants {
+        tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
+            .await
+            .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("tapvault-bench-perf-{}", tdb.name));
+    let mut cfg = ServeConfig::new(dir.clone());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(tdb.url.clone());
+    cfg.tls = false;
+    cfg.verify = VerifyLevel::DecodeOnly;
+    cfg.max_db_connections = 24;
+    let running = tapvault_server::start(cfg).await.unwrap();
+    let addr = running.grpc_addr.to_string();
+    let keys = tapvault_server::auth::Keys::ed25519_in(&dir).unwrap();
+    let scopes = tapvault_server::auth::Scope::parse_list("push,read").unwrap();
+    let mut tokens = Vec::new();
+    for t in tenants {
+        tokens.push(
+            tapvault_server::auth::issue(&running.db, &keys, t, &scopes, 3600)
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    let mut rows = Vec::new();
+
+    // Raw PostgreSQL: the same bytes, one row and one commit each, K
+    // connections. Every ratio below is against this.
+    let items = Arc::new(common::synthetic_tagged(n, "raw"));
+    sqlx::query("CREATE TABLE raw_bench (id BIGSERIAL PRIMARY KEY, hash BYTEA UNIQUE, raw BYTEA)")
+        .execute(&running.db.pool)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..K {
+        let (items, pool) = (items.clone(), running.db.pool.clone());
+        tasks.push(tokio::spawn(async move {
+            for (raw, _) in items.iter().skip(w).step_by(K) {
+                let h = tapvault_codec::primitives::sha256(&[raw]);
+                sqlx::query("INSERT INTO raw_bench (hash, raw) VALUES ($1, $2)")
+                    .bind(&h[..])
+                    .bind(raw)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let raw = n as f64 / start.elapsed().as_secs_f64();
+    rows.push(Row {
+        name: format!("raw PostgreSQL, one row + commit each ({n} rows)"),
+        value: format!("{raw:.0} rows/s"),
+        ratio: Some(1.0),
+    });
+
+    // One asset, one tenant.
+    let one = push(
+        &addr,
+        &tokens[..1],
+        Arc::new(common::synthetic_tagged(n, "one")),
+    )
+    .await;
+    rows.push(Row {
+        name: format!("InsertProof, 1 tenant, 1 asset ({n} leaves)"),
+        value: format!("{one:.0} proofs/s"),
+        ratio: Some(one / raw),
+    });
+
+    // Many assets, 10 leaves each.
+    let mut many = Vec::new();
+    for a in 0..n / 10 {
+        many.extend(common::synthetic_tagged(10, &format!("asset-{a}")));
+    }
+    let many_rate = push(&addr, &tokens[..1], Arc::new(many)).await;
+    rows.push(Row {
+        name: format!("InsertProof, 1 tenant, {} assets × 10 leaves", n / 10),
+        value: format!("{many_rate:.0} proofs/s"),
+        ratio: Some(many_rate / raw),
+    });
+
+    // Four tenants at once (the clients spread over them).
+    let four = push(
+        &addr,
+        &tokens,
+        Arc::new(common::synthetic_tagged(n, "four")),
+    )
+    .await;
+    rows.push(Row {
+        name: "InsertProof, 4 tenants at once, 1 asset each".into(),
+        value: format!("{four:.0} proofs/s ({:.2}× one tenant)", four / one),
+        ratio: Some(four / raw),
+    });
+
+    // Growth: one asset pushed in chunks; the rate of each chunk.
+    let sizes: &[usize] = if big {
+        &[1_000, 10_000, 100_000]
+    } else {
+        &[1_000, 10_000]
+    };
+    let all = common::synthetic_tagged(*sizes.last().unwrap(), "growth");
+    let mut done = 0;
+    for &s in sizes {
+        let chunk: Vec<_> = all[done..s].to_vec();
+        let probe: Vec<_> = chunk[chunk.len().saturating_sub(1_000)..].to_vec();
+        if chunk.len() > probe.len() {
+            push(
+                &addr,
+                &tokens[1..2],
+                Arc::new(chunk[..chunk.len() - probe.len()].to_vec()),
+            )
+            .await;
+        }
+        let r = push(&addr, &tokens[1..2], Arc::new(probe)).await;
+        rows.push(Row {
+            name: format!("InsertProof, the 1,000 leaves up to {s} in one tree"),
+            value: format!("{r:.0} proofs/s"),
+            ratio: Some(r / raw),
+        });
+        done = s;
+    }
+
+    // QueryProof at 2,000 requests/s.
+    let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
+    let (_, u) = client::clients(ch, Some(&tokens[0])).unwrap();
+    let keys_q: Arc<Vec<pb::UniverseKey>> = Arc::new(
+        common::synthetic_tagged(n, "one")
+            .into_iter()
+            .map(|(_, r)| r.key.unwrap())
+            .collect(),
+    );
+    let (p50, p99, calls) = paced(2000, 3, move |i| {
+        let (mut u, keys) = (u.clone(), keys_q.clone());
+        async move {
+            u.query_proof(keys[i % keys.len()].clone()).await.unwrap();
+        }
+    })
+    .await;
+    rows.push(Row {
+        name: format!("QueryProof at 2,000 rps ({calls} calls)"),
+        value: format!("p50 {p50:.1?}, p99 {p99:.1?}"),
+        ratio: None,
+    });
+
+    // A 1,000-output v1 wallet backup (one genesis proof each).
+    let assets: Vec<_> = common::synthetic_tagged(1000, "backup")
+        .into_iter()
+        .map(|(raw, _)| {
+            let mut f = tapvault_codec::File::new();
+            f.append_raw(raw);
+            tapvault_codec::AssetBackup::from_proof_file(&f, None, None).unwrap()
+        })
+        .collect();
+    let blob = tapvault_codec::WalletBackup {
+        version: 1,
+        federation_urls: vec![],
+        assets,
+    }
+    .encode();
+    let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
+    let (mut b, _) = client::clients(ch, Some(&tokens[2])).unwrap();
+    let t0 = Instant::now();
+    b.push_wallet_backup(v1::PushWalletBackupRequest {
+        backup: blob,
+        opaque: false,
+        source: "bench".into(),
+    })
+    .await
+    .unwrap();
+    rows.push(Row {
+        name: "PushWalletBackup, 1,000-output v1 backup".into(),
+        value: format!("{:.2?}", t0.elapsed()),
+        ratio: None,
+    });
+
+    println!("| scenario | measured | ratio to raw PostgreSQL |");
+    println!("|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} |",
+            r.name,
+            r.value,
+            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default()
+        );
+    }
+    running.shutdown().await;
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
