@@ -40,10 +40,14 @@ pub fn run(cmd: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::O
     o
 }
 
-pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/replica")
-        .join(name)
+/// The deploy scripts, copied next to the clusters: the cluster owner
+/// (postgres, when we are root) may not be able to read the checkout.
+fn copy_scripts(to: &Path) {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/replica");
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["primary.sh", "standby.sh", "check.sh", "promote.sh"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
 }
 
 pub struct Pair {
@@ -88,6 +92,7 @@ impl Pair {
                 .subsec_nanos()
         ));
         std::fs::create_dir_all(&base).unwrap();
+        copy_scripts(&base.join("scripts"));
         if is_root() {
             Command::new("chown")
                 .args(["-R", "postgres:"])
@@ -145,7 +150,7 @@ impl Pair {
         env.push(("COMMIT", "remote_apply".into()));
         run(
             Path::new("bash"),
-            &[script("primary.sh").to_str().unwrap()],
+            &[p.script("primary.sh").to_str().unwrap()],
             &env,
         );
         let mut env = p.pg_env(p.primary);
@@ -163,7 +168,7 @@ impl Pair {
         ]);
         run(
             Path::new("bash"),
-            &[script("standby.sh").to_str().unwrap()],
+            &[p.script("standby.sh").to_str().unwrap()],
             &env,
         );
         let mut env = p.pg_env(p.primary);
@@ -177,7 +182,7 @@ impl Pair {
             } else {
                 Command::new("bash")
             };
-            c.arg(script("check.sh"));
+            c.arg(p.script("check.sh"));
             for (k, v) in &env {
                 c.env(k, v);
             }
@@ -191,6 +196,10 @@ impl Pair {
             std::thread::sleep(Duration::from_millis(200));
         }
         p
+    }
+
+    pub fn script(&self, name: &str) -> PathBuf {
+        self.base.join("scripts").join(name)
     }
 
     /// One database: the primary's or the standby's.
@@ -218,7 +227,7 @@ impl Pair {
     pub fn promote(&self) {
         run(
             Path::new("bash"),
-            &[script("promote.sh").to_str().unwrap()],
+            &[self.script("promote.sh").to_str().unwrap()],
             &self.pg_env(self.standby),
         );
     }
@@ -227,7 +236,6 @@ impl Pair {
 impl Drop for Pair {
     fn drop(&mut self) {
         for d in ["primary", "standby"] {
-            let _ = Command::new(if is_root() { "runuser" } else { "true" });
             let mut c = if is_root() {
                 let mut c = Command::new("runuser");
                 c.args(["-u", "postgres", "--"])
