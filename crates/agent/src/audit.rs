@@ -11,6 +11,32 @@ use tapvault_api::client::LogClient;
 use tapvault_api::proto::tapvault_v1 as v1;
 use tapvault_api::receipts::{self as rc, SavedHead, SavedReceipt};
 
+/// Every receipt the agent holds, in its data dir: a JSON list, the format
+/// `tapvault audit --receipts` reads.
+pub const RECEIPTS_FILE: &str = "agent-receipts.json";
+
+fn read_receipts(path: &std::path::Path) -> anyhow::Result<Vec<SavedReceipt>> {
+    use anyhow::Context;
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&b).with_context(|| format!("{} is not a receipts file", path.display()))
+}
+
+/// Written like the state file: a temp file, fsync, rename.
+fn write_receipts(path: &std::path::Path, r: &[SavedReceipt]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec(r)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// Receipts asked for per call (the server's cap).
 const CHUNK: usize = 10_000;
 
@@ -26,9 +52,22 @@ impl Auditor {
         if st.unsupported {
             return Ok(Vec::new());
         }
+        let file = self.state.dir().join(RECEIPTS_FILE);
+        let mut receipts = read_receipts(&file)?;
+        // Receipts pushes brought since the last audit join the file's.
+        let fresh = st.new_receipts.clone();
+        let mut seen: std::collections::HashSet<(u32, String)> = receipts
+            .iter()
+            .map(|r| (r.kind, r.content_hash.clone()))
+            .collect();
+        for r in &fresh {
+            if seen.insert((r.kind, r.content_hash.clone())) {
+                receipts.push(r.clone());
+            }
+        }
         let mut problems = Vec::new();
-        let outcome = self.check(&st, &mut problems).await;
-        let (head, receipts, awaiting) = match outcome {
+        let outcome = self.check(&st, receipts, &mut problems).await;
+        let (head, receipts, resolved) = match outcome {
             Ok(x) => x,
             Err(s) if s.code() == tonic::Code::Unimplemented => {
                 tracing::warn!(
@@ -49,13 +88,17 @@ impl Auditor {
         }
         let failed = !problems.is_empty();
         let out = problems.clone();
+        write_receipts(&file, &receipts)?;
         self.state.update(|s| {
             if let Some(h) = head {
                 s.log.public_key = Some(h.public_key.clone());
                 s.log.head = Some(h);
             }
-            s.log.receipts = receipts;
-            s.log.awaiting = awaiting;
+            // Only what this audit took: a push or relay during it stays
+            // for the next one.
+            s.log.new_receipts.retain(|r| !fresh.contains(r));
+            s.log.awaiting.retain(|a| !resolved.contains(a));
+            s.log.receipts_kept = receipts.len() as u64;
             s.log.problems = problems;
             s.log.last_audit_at = crate::state::now();
             if failed {
@@ -66,11 +109,13 @@ impl Auditor {
     }
 
     /// The checks; returns the head to keep (none when it must not replace
-    /// the saved one), the receipts and what still awaits a receipt.
+    /// the saved one), the receipts, and the relayed items whose receipt
+    /// was found.
     #[allow(clippy::type_complexity)]
     async fn check(
         &mut self,
         st: &crate::state::LogAudit,
+        mut receipts: Vec<SavedReceipt>,
         problems: &mut Vec<String>,
     ) -> Result<(Option<SavedHead>, Vec<SavedReceipt>, Vec<(u32, String)>), tonic::Status> {
         let pinned: Option<[u8; 32]> = st
@@ -87,7 +132,7 @@ impl Auditor {
             Ok(v) => v,
             Err(e) => {
                 problems.push(e.to_string());
-                return Ok((None, st.receipts.clone(), st.awaiting.clone()));
+                return Ok((None, receipts, Vec::new()));
             }
         };
         let mut keep_head = true;
@@ -122,7 +167,6 @@ impl Auditor {
         }
 
         // Receipts for relayed items, then every receipt's inclusion.
-        let mut receipts = st.receipts.clone();
         let mut queries: Vec<v1::GetReceiptRequest> = Vec::new();
         for (k, h) in &st.awaiting {
             if let Ok(b) = hex::decode(h) {
@@ -155,7 +199,11 @@ impl Auditor {
         // must be signed by the same key and extend it.
         let mut heads: HashMap<u64, Option<rc::VerifiedHead>> = HashMap::new();
         heads.insert(head.head.tree_size, Some(head.clone()));
-        let mut awaiting = Vec::new();
+        let mut resolved = Vec::new();
+        let held: std::collections::HashSet<(u32, String)> = receipts
+            .iter()
+            .map(|r| (r.kind, r.content_hash.clone()))
+            .collect();
         for (i, a) in answers.iter().enumerate() {
             let saved = if i < awaiting_n {
                 None
@@ -182,9 +230,6 @@ impl Auditor {
                         &a.problem
                     }
                 ));
-                if saved.is_none() {
-                    awaiting.push((a.kind, hex::encode(&a.content_hash)));
-                }
                 continue;
             }
             let Some(e) = a.entry.as_ref() else {
@@ -254,10 +299,14 @@ impl Auditor {
                 continue;
             }
             if saved.is_none() {
-                receipts.push(SavedReceipt::of(e));
+                let r = SavedReceipt::of(e);
+                resolved.push((a.kind, hex::encode(&a.content_hash)));
+                if !held.contains(&(r.kind, r.content_hash.clone())) {
+                    receipts.push(r);
+                }
             }
         }
         let keep = keep_head.then(|| SavedHead::of(&head));
-        Ok((keep, receipts, awaiting))
+        Ok((keep, receipts, resolved))
     }
 }

@@ -84,8 +84,12 @@ pub struct LogAudit {
     pub public_key: Option<String>,
     /// The newest head checked (consistent with every earlier one).
     pub head: Option<tapvault_api::receipts::SavedHead>,
-    /// Receipts of everything pushed or relayed.
-    pub receipts: Vec<tapvault_api::receipts::SavedReceipt>,
+    /// Receipts that push replies carried since the last audit. The audit
+    /// moves them into `agent-receipts.json` (every receipt, checked on
+    /// every audit), so this file stays small however much is backed up.
+    pub new_receipts: Vec<tapvault_api::receipts::SavedReceipt>,
+    /// Receipts in `agent-receipts.json` after the last audit.
+    pub receipts_kept: u64,
     /// Items relayed whose receipt is still to be fetched: (kind, sha256 hex).
     pub awaiting: Vec<(u32, String)>,
     /// What the last audit found wrong (empty: all held).
@@ -133,11 +137,11 @@ impl LogAudit {
         for e in entries {
             let r = tapvault_api::receipts::SavedReceipt::of(e);
             if !self
-                .receipts
+                .new_receipts
                 .iter()
                 .any(|x| x.kind == r.kind && x.content_hash == r.content_hash)
             {
-                self.receipts.push(r);
+                self.new_receipts.push(r);
             }
         }
     }
@@ -145,7 +149,7 @@ impl LogAudit {
     /// An item relayed without a receipt in the reply (tapd's InsertProof).
     pub fn await_receipt(&mut self, kind: u32, sha256_hex: String) {
         let known = self
-            .receipts
+            .new_receipts
             .iter()
             .any(|x| x.kind == kind && x.content_hash == sha256_hex)
             || self
@@ -167,6 +171,14 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// The directory the state file lives in.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("agent-state.json");

@@ -219,7 +219,7 @@ fn status(dir: &std::path::Path) -> Result<()> {
         println!(
             "receipt log: audited {}: {} receipts checked, head of {} entries, {} awaiting a receipt, {} failed audits so far",
             ago(l.last_audit_at),
-            l.receipts.len(),
+            l.receipts_kept,
             l.head.as_ref().map(|h| h.tree_size).unwrap_or(0),
             l.awaiting.len(),
             l.failed_audits

@@ -45,7 +45,13 @@ type Tree = MemoryBackedTree<Sha256, [u8; ENTRY_LEN]>;
 
 struct TenantLog {
     tree: Tree,
+    used: std::time::Instant,
 }
+
+/// A tenant's in-memory tree is dropped after this long unused (it is
+/// rebuilt from `log_entries` on next use): memory follows the active
+/// tenants, not every tenant ever served.
+const IDLE_TREE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Everything the log needs at run time; shared by the service and the
 /// signer task.
@@ -82,7 +88,12 @@ impl LogState {
     fn tenant_log(&self, t: TenantId) -> Arc<tokio::sync::Mutex<TenantLog>> {
         let mut m = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(t)
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(TenantLog { tree: Tree::new() })))
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(TenantLog {
+                    tree: Tree::new(),
+                    used: std::time::Instant::now(),
+                }))
+            })
             .clone()
     }
 
@@ -114,6 +125,7 @@ impl LogState {
     pub async fn sign(&self, t: TenantId) -> Result<sl::StoredHead, StoreError> {
         let arc = self.tenant_log(t);
         let mut log = arc.lock().await;
+        log.used = std::time::Instant::now();
         let mut conn = self.db.pool.acquire().await?;
         let size = sl::size(&mut conn, t).await?;
         let newest = sl::newest_head(&mut conn, t, Some(&self.public)).await?;
@@ -146,8 +158,19 @@ impl LogState {
         Ok(stored)
     }
 
+    /// Drops the trees of tenants idle for [`IDLE_TREE`] (a tree in use,
+    /// locked, is kept).
+    fn evict_idle(&self) {
+        let mut m = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, t| match t.try_lock() {
+            Ok(l) => l.used.elapsed() < IDLE_TREE,
+            Err(_) => true,
+        });
+    }
+
     /// One round of the signer: a head for every log that grew.
     pub async fn sign_pending(&self) -> Result<usize, StoreError> {
+        self.evict_idle();
         let behind = sl::behind(&self.db, &self.public).await?;
         let n = behind.len();
         for (t, _, _) in behind {
@@ -190,6 +213,7 @@ impl LogState {
     ) -> Result<R, StoreError> {
         let arc = self.tenant_log(t);
         let mut log = arc.lock().await;
+        log.used = std::time::Instant::now();
         if log.tree.len() < size {
             self.advance(t, &mut log, size).await?;
         }
