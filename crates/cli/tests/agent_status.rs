@@ -56,3 +56,45 @@ fn status_reports_pushes_failures_and_lag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no agent state"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_failed_receipt_audit_is_loud_and_exits_non_zero() {
+    let dir = std::env::temp_dir().join(format!("tapvault-agent-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let st = StateStore::open(&dir).unwrap();
+    st.update(|s| {
+        s.log.last_audit_at = now() - 4;
+        s.log.receipts_kept = 12;
+        s.log.problems =
+            vec!["address 6e14ab… is in the log at index 4 but is no longer stored".into()];
+        s.log.failed_audits = 1;
+    })
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args(["agent", "status", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("receipt log: audited 4s ago: 12 receipts checked"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "AUDIT PROBLEM: address 6e14ab… is in the log at index 4 but is no longer stored"
+        ),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed the audit"));
+    // A clean audit exits 0.
+    st.update(|s| s.log.problems.clear()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args(["agent", "status", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
