@@ -480,7 +480,20 @@ impl Universe for UniverseService {
                 true,
             )
             .await?
-            .ok_or_else(|| crate::errors::internal("insert", "stored leaf vanished"))?;
+            .ok_or_else(|| {
+                // Stored rows are never deleted: the commit went to a
+                // database the pool has since failed over from (with an
+                // asynchronous standby it can be lost). The caller must
+                // push again, and then it lands on the new primary.
+                tracing::warn!(
+                    "a proof committed on {} is not on the database after a failover",
+                    self.db.targets.current()
+                );
+                ApiError::Unavailable(
+                    "the database failed over between storing this proof and answering: push it again"
+                        .into(),
+                )
+            })?;
         Ok(Response::new(answer))
     }
 

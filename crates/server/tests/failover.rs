@@ -31,6 +31,12 @@ struct Outcome {
 /// backup) against a server on the pair; the primary dies after `kill_at`
 /// acknowledgements and the standby is promoted.
 async fn run_failover(mode: &str, k: usize, per: usize, kill_at: usize) -> Outcome {
+    // The server's warnings and errors (with their error ids) show with a
+    // failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
     let pair = Pair::new(mode);
     let dir = pair.base.join("tapvault");
     let mut cfg = ServeConfig::new(dir.clone());
