@@ -115,12 +115,12 @@ impl Targets {
 }
 
 fn label(o: &PgConnectOptions) -> String {
-    format!(
-        "{}:{}/{}",
-        o.get_host(),
-        o.get_port(),
-        o.get_database().unwrap_or("")
-    )
+    let db = o.get_database().unwrap_or("");
+    match o.get_socket() {
+        // The private cluster: a unix socket, no TCP port.
+        Some(dir) => format!("{}/{db}", dir.display()),
+        None => format!("{}:{}/{db}", o.get_host(), o.get_port()),
+    }
 }
 
 /// A libpq-style URL with several hosts (`postgres://u@h1:5432,h2:5433/db`)
