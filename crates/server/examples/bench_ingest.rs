@@ -11,17 +11,12 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tapvault_server::proto::universerpc as pb;
 use tapvault_server::proto::universerpc::universe_client::UniverseClient;
 use tapvault_server::{ServeConfig, VerifyLevel};
 use tapvault_store::db::testdb;
 
 #[path = "common/mod.rs"]
 mod common;
-
-fn synthetic(n: usize) -> Vec<(Vec<u8>, pb::AssetProof)> {
-    common::synthetic_tagged(n, "")
-}
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
@@ -55,54 +50,16 @@ async fn main() {
         .connect()
         .await
         .unwrap();
-    let items = Arc::new(synthetic(n));
+    let items = Arc::new(common::synthetic(n, ""));
     println!(
         "{n} proofs of {} bytes, {k} concurrent clients",
         items[0].0.len()
     );
 
     // Raw PostgreSQL baseline: the same bytes, one row + commit each.
-    sqlx::query("CREATE TABLE raw_bench (id BIGSERIAL PRIMARY KEY, hash BYTEA UNIQUE, raw BYTEA)")
-        .execute(&running.db.pool)
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..k {
-        let items = items.clone();
-        let pool = running.db.pool.clone();
-        tasks.push(tokio::spawn(async move {
-            for (raw, _) in items.iter().skip(w).step_by(k) {
-                let h = tapvault_codec::primitives::sha256(&[raw]);
-                sqlx::query("INSERT INTO raw_bench (hash, raw) VALUES ($1, $2)")
-                    .bind(&h[..])
-                    .bind(raw)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let raw_rate = n as f64 / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..k {
-        let items = items.clone();
-        let mut c = UniverseClient::new(ch.clone()).max_decoding_message_size(200 << 20);
-        tasks.push(tokio::spawn(async move {
-            for (_, req) in items.iter().skip(w).step_by(k) {
-                c.insert_proof(req.clone()).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let ingest_rate = n as f64 / start.elapsed().as_secs_f64();
+    let raw_rate = common::raw_insert_rate(&running.db.pool, items.clone(), k).await;
+    let addr = running.grpc_addr.to_string();
+    let ingest_rate = common::ingest(&addr, &[], items.clone(), k).await;
     println!("raw PostgreSQL insert: {raw_rate:.0} rows/s");
     println!(
         "InsertProof over gRPC: {ingest_rate:.0} proofs/s = {:.0}% of raw",

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tapvault_api::proto::tapvault_v1 as v1;
 use tapvault_api::receipts as rc;
-use tapvault_server::proto::universerpc::universe_client::UniverseClient;
 use tapvault_server::{ServeConfig, VerifyLevel};
 use tapvault_store::db::testdb;
 
@@ -42,23 +41,8 @@ async fn set_log(pool: &sqlx::PgPool, on: bool) {
     }
 }
 
-async fn ingest(ch: &tonic::transport::Channel, n: usize, k: usize, tag: &str) -> f64 {
-    let items = Arc::new(common::synthetic_tagged(n, tag));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..k {
-        let items = items.clone();
-        let mut c = UniverseClient::new(ch.clone());
-        tasks.push(tokio::spawn(async move {
-            for (_, req) in items.iter().skip(w).step_by(k) {
-                c.insert_proof(req.clone()).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+async fn ingest(addr: &str, n: usize, k: usize, tag: &str) -> f64 {
+    common::ingest(addr, &[], Arc::new(common::synthetic(n, tag)), k).await
 }
 
 #[tokio::main]
@@ -89,11 +73,12 @@ async fn main() {
         .unwrap();
 
     // 1. Ingest, log on / off / on (each run a fresh asset of N leaves).
-    let on1 = ingest(&ch, n, k, "log-on-1").await;
+    let addr = running.grpc_addr.to_string();
+    let on1 = ingest(&addr, n, k, "log-on-1").await;
     set_log(&pool, false).await;
-    let off = ingest(&ch, n, k, "log-off").await;
+    let off = ingest(&addr, n, k, "log-off").await;
     set_log(&pool, true).await;
-    let on2 = ingest(&ch, n, k, "log-on-2").await;
+    let on2 = ingest(&addr, n, k, "log-on-2").await;
     let on = (on1 + on2) / 2.0;
     println!("| scenario | rate | ratio to no log |");
     println!("|---|---|---|");

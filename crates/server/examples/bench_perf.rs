@@ -32,23 +32,8 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 }
 
 /// Pushes `items` with K clients spread over `tokens` (one tenant each).
-async fn push(addr: &str, tokens: &[String], items: Arc<Vec<(Vec<u8>, pb::AssetProof)>>) -> f64 {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..K {
-        let ch = client::channel(addr, &Trust::Plaintext).unwrap();
-        let (_, mut u) = client::clients(ch, Some(&tokens[w % tokens.len()])).unwrap();
-        let items = items.clone();
-        tasks.push(tokio::spawn(async move {
-            for (_, req) in items.iter().skip(w).step_by(K) {
-                u.insert_proof(req.clone()).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    items.len() as f64 / start.elapsed().as_secs_f64()
+async fn push(addr: &str, tokens: &[String], items: common::Items) -> f64 {
+    common::ingest(addr, tokens, items, K).await
 }
 
 /// Calls `f` at `rps` for `secs`; latency percentiles.
@@ -120,31 +105,8 @@ async fn main() {
 
     // Raw PostgreSQL: the same bytes, one row and one commit each, K
     // connections. Every ratio below is against this.
-    let items = Arc::new(common::synthetic_tagged(n, "raw"));
-    sqlx::query("CREATE TABLE raw_bench (id BIGSERIAL PRIMARY KEY, hash BYTEA UNIQUE, raw BYTEA)")
-        .execute(&running.db.pool)
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..K {
-        let (items, pool) = (items.clone(), running.db.pool.clone());
-        tasks.push(tokio::spawn(async move {
-            for (raw, _) in items.iter().skip(w).step_by(K) {
-                let h = tapvault_codec::primitives::sha256(&[raw]);
-                sqlx::query("INSERT INTO raw_bench (hash, raw) VALUES ($1, $2)")
-                    .bind(&h[..])
-                    .bind(raw)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let raw = n as f64 / start.elapsed().as_secs_f64();
+    let items = Arc::new(common::synthetic(n, "raw"));
+    let raw = common::raw_insert_rate(&running.db.pool, items, K).await;
     rows.push(Row {
         name: format!("raw PostgreSQL, one row + commit each ({n} rows)"),
         value: format!("{raw:.0} rows/s"),
@@ -152,12 +114,7 @@ async fn main() {
     });
 
     // One asset, one tenant.
-    let one = push(
-        &addr,
-        &tokens[..1],
-        Arc::new(common::synthetic_tagged(n, "one")),
-    )
-    .await;
+    let one = push(&addr, &tokens[..1], Arc::new(common::synthetic(n, "one"))).await;
     rows.push(Row {
         name: format!("InsertProof, 1 tenant, 1 asset ({n} leaves)"),
         value: format!("{one:.0} proofs/s"),
@@ -167,7 +124,7 @@ async fn main() {
     // Many assets, 10 leaves each.
     let mut many = Vec::new();
     for a in 0..n / 10 {
-        many.extend(common::synthetic_tagged(10, &format!("asset-{a}")));
+        many.extend(common::synthetic(10, &format!("asset-{a}")));
     }
     let many_rate = push(&addr, &tokens[..1], Arc::new(many)).await;
     rows.push(Row {
@@ -177,12 +134,7 @@ async fn main() {
     });
 
     // Four tenants at once (the clients spread over them).
-    let four = push(
-        &addr,
-        &tokens,
-        Arc::new(common::synthetic_tagged(n, "four")),
-    )
-    .await;
+    let four = push(&addr, &tokens, Arc::new(common::synthetic(n, "four"))).await;
     rows.push(Row {
         name: "InsertProof, 4 tenants at once, 1 asset each".into(),
         value: format!("{four:.0} proofs/s ({:.2}× one tenant)", four / one),
@@ -195,7 +147,7 @@ async fn main() {
     } else {
         &[1_000, 10_000]
     };
-    let all = common::synthetic_tagged(*sizes.last().unwrap(), "growth");
+    let all = common::synthetic(*sizes.last().unwrap(), "growth");
     let mut done = 0;
     for &s in sizes {
         let chunk: Vec<_> = all[done..s].to_vec();
@@ -221,7 +173,7 @@ async fn main() {
     let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
     let (_, u) = client::clients(ch, Some(&tokens[0])).unwrap();
     let keys_q: Arc<Vec<pb::UniverseKey>> = Arc::new(
-        common::synthetic_tagged(n, "one")
+        common::synthetic(n, "one")
             .into_iter()
             .map(|(_, r)| r.key.unwrap())
             .collect(),
@@ -240,7 +192,7 @@ async fn main() {
     });
 
     // A 1,000-output v1 wallet backup (one genesis proof each).
-    let assets: Vec<_> = common::synthetic_tagged(1000, "backup")
+    let assets: Vec<_> = common::synthetic(1000, "backup")
         .into_iter()
         .map(|(raw, _)| {
             let mut f = tapvault_codec::File::new();

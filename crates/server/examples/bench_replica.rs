@@ -12,27 +12,10 @@ mod common;
 mod replica;
 
 use std::sync::Arc;
-use std::time::Instant;
-use tapvault_server::proto::universerpc::universe_client::UniverseClient;
 use tapvault_server::{ServeConfig, VerifyLevel};
 
-async fn ingest(ch: &tonic::transport::Channel, n: usize, k: usize, tag: &str) -> f64 {
-    let items = Arc::new(common::synthetic_tagged(n, tag));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..k {
-        let items = items.clone();
-        let mut c = UniverseClient::new(ch.clone());
-        tasks.push(tokio::spawn(async move {
-            for (_, req) in items.iter().skip(w).step_by(k) {
-                c.insert_proof(req.clone()).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+async fn ingest(addr: &str, n: usize, k: usize, tag: &str) -> f64 {
+    common::ingest(addr, &[], Arc::new(common::synthetic(n, tag)), k).await
 }
 
 #[tokio::main]
@@ -54,12 +37,8 @@ async fn main() {
     cfg.verify = VerifyLevel::DecodeOnly;
     cfg.max_db_connections = (k as u32 + 4).max(8);
     let server = tapvault_server::start(cfg).await.unwrap();
-    let ch = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let sync1 = ingest(&ch, n, k, "sync-1").await;
+    let addr = server.grpc_addr.to_string();
+    let sync1 = ingest(&addr, n, k, "sync-1").await;
     for q in [
         "ALTER SYSTEM SET synchronous_standby_names = ''",
         "SELECT pg_reload_conf()",
@@ -67,7 +46,7 @@ async fn main() {
         sqlx::query(q).execute(&server.db.pool).await.unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let none = ingest(&ch, n, k, "async").await;
+    let none = ingest(&addr, n, k, "async").await;
     for q in [
         "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (tapvault_standby)'",
         "SELECT pg_reload_conf()",
@@ -75,7 +54,7 @@ async fn main() {
         sqlx::query(q).execute(&server.db.pool).await.unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let sync2 = ingest(&ch, n, k, "sync-2").await;
+    let sync2 = ingest(&addr, n, k, "sync-2").await;
     let sync = (sync1 + sync2) / 2.0;
     println!(
         "| scenario ({n} proofs, {k} clients, decode-only, loopback standby) | rate | ratio |"

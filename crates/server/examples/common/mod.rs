@@ -1,61 +1,66 @@
-//! Shared by the benches: distinct proofs made from a real regtest proof.
+//! Shared by the benches: the tests' fixtures (distinct proofs made from a
+//! real regtest proof), pushing them with K clients, and the raw PostgreSQL
+//! baseline every ratio is taken against.
+#![allow(dead_code)]
 
-use tapvault_codec::{Proof, PubKey};
+#[path = "../../tests/common/mod.rs"]
+mod fixtures;
+pub use fixtures::synthetic;
+
+use std::sync::Arc;
+use std::time::Instant;
 use tapvault_server::proto::universerpc as pb;
 
-fn vectors() -> std::path::PathBuf {
-    std::env::var_os("TAPVAULT_VECTORS")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
+pub type Items = Arc<Vec<(Vec<u8>, pb::AssetProof)>>;
+
+/// Pushes `items` over InsertProof with `k` clients (plaintext), client `w`
+/// with `tokens[w % len]` (none when `tokens` is empty); proofs/s.
+pub async fn ingest(addr: &str, tokens: &[String], items: Items, k: usize) -> f64 {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..k {
+        let ch =
+            tapvault_api::client::channel(addr, &tapvault_api::client::Trust::Plaintext).unwrap();
+        let token = (!tokens.is_empty()).then(|| tokens[w % tokens.len()].as_str());
+        let (_, mut u) = tapvault_api::client::clients(ch, token).unwrap();
+        let items = items.clone();
+        tasks.push(tokio::spawn(async move {
+            for (_, req) in items.iter().skip(w).step_by(k) {
+                u.insert_proof(req.clone()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    items.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-/// `n` distinct proofs: the regtest genesis proof with a fresh script key
-/// each (and, with a non-empty `tag`, another asset), with their courier
-/// requests. Only `decode-only` servers accept them.
-pub fn synthetic_tagged(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
-    let text = std::fs::read_to_string(
-        vectors().join("taproot-assets/proof/testdata/proof_tlv_encoding_regtest.json"),
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let raw = hex::decode(v["valid_test_cases"][0]["expected"].as_str().unwrap()).unwrap();
-    let base = Proof::decode(&raw).unwrap();
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    (0..n)
-        .map(|i| {
-            let mut p = base.clone();
-            if !tag.is_empty() {
-                p.asset.genesis.tag = tag.as_bytes().to_vec();
+/// Raw PostgreSQL: the same bytes, one row and one commit each, on `k`
+/// connections; rows/s.
+pub async fn raw_insert_rate(pool: &sqlx::PgPool, items: Items, k: usize) -> f64 {
+    sqlx::query("CREATE TABLE raw_bench (id BIGSERIAL PRIMARY KEY, hash BYTEA UNIQUE, raw BYTEA)")
+        .execute(pool)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..k {
+        let (items, pool) = (items.clone(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            for (raw, _) in items.iter().skip(w).step_by(k) {
+                let h = tapvault_codec::primitives::sha256(&[raw]);
+                sqlx::query("INSERT INTO raw_bench (hash, raw) VALUES ($1, $2)")
+                    .bind(&h[..])
+                    .bind(raw)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
             }
-            let mut sk = [0u8; 32];
-            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
-                .unwrap()
-                .public_key(&secp);
-            p.asset.script_key = PubKey(key.serialize());
-            let raw = p.encode();
-            let op = p.outpoint();
-            let req = pb::AssetProof {
-                key: Some(pb::UniverseKey {
-                    id: Some(pb::Id {
-                        id: Some(pb::id::Id::AssetId(p.asset.id().to_vec())),
-                        proof_type: 0,
-                    }),
-                    leaf_key: Some(pb::AssetKey {
-                        outpoint: Some(pb::asset_key::Outpoint::OpStr(op.to_string())),
-                        script_key: Some(pb::asset_key::ScriptKey::ScriptKeyBytes(
-                            key.serialize().to_vec(),
-                        )),
-                    }),
-                }),
-                asset_leaf: Some(pb::AssetLeaf {
-                    asset: None,
-                    proof: raw.clone(),
-                }),
-            };
-            (raw, req)
-        })
-        .collect()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    items.len() as f64 / start.elapsed().as_secs_f64()
 }
