@@ -319,11 +319,11 @@ async fn served_items(
             .map_err(|s| status_msg("ListTapscripts", s))?
             .into_inner();
         for t in &r.tapscripts {
-            let mut leaves = Vec::new();
-            for l in &t.leaves {
-                leaves.push(l.leaf_version as u8);
-                tapvault_codec::tlv::write_var_bytes(&mut leaves, &l.script);
-            }
+            let leaves = tapvault_codec::log::tapscript_leaves(
+                t.leaves
+                    .iter()
+                    .map(|l| (l.leaf_version as u8, l.script.as_slice())),
+            );
             let root: [u8; 32] = t.root_hash.as_slice().try_into().unwrap_or([0; 32]);
             let raw: Option<[u8; 33]> = t.raw_key.as_slice().try_into().ok();
             let h = tapscript_content_hash(&root, raw.as_ref(), &leaves);

@@ -378,11 +378,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
                 .map(|l| (l.leaf_version as u8, l.script.as_slice()))
                 .collect();
             let root = tapvault_verify::taproot::assemble_tapscript_root(&leaves);
-            let mut enc = Vec::new();
-            for (v, sc) in &leaves {
-                enc.push(*v);
-                tapvault_codec::tlv::write_var_bytes(&mut enc, sc);
-            }
+            let enc = tapvault_codec::log::tapscript_leaves(leaves.iter().copied());
             let raw_key: Option<[u8; 33]> = t.raw_key.as_slice().try_into().ok();
             let root_hash: [u8; 32] = t.root_hash.as_slice().try_into().unwrap_or([0; 32]);
             rep.written.push((

@@ -114,6 +114,17 @@ pub fn address_content_hash(encoded: &str) -> [u8; 32] {
     sha256(&[encoded.as_bytes()])
 }
 
+/// A tapscript tree's leaves as stored and hashed: `(leaf version u8 ‖
+/// BigSize script length ‖ script)*`, in assembly order.
+pub fn tapscript_leaves<'a>(leaves: impl IntoIterator<Item = (u8, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (version, script) in leaves {
+        out.push(version);
+        crate::tlv::write_var_bytes(&mut out, script);
+    }
+    out
+}
+
 /// The content hash a tapscript tree is stored by: SHA-256(root hash ‖ raw
 /// key (33 bytes, or nothing) ‖ leaves as stored).
 pub fn tapscript_content_hash(

@@ -394,7 +394,7 @@ impl Backup for BackupService {
         if r.label.len() > 256 {
             return Err(ApiError::invalid("label is over 256 bytes").into());
         }
-        let mut enc = Vec::new();
+        let mut versioned = Vec::with_capacity(r.leaves.len());
         for (i, l) in r.leaves.iter().enumerate() {
             let v = u8::try_from(l.leaf_version).map_err(|_| {
                 ApiError::invalid(format!(
@@ -402,9 +402,9 @@ impl Backup for BackupService {
                     l.leaf_version
                 ))
             })?;
-            enc.push(v);
-            tapvault_codec::tlv::write_var_bytes(&mut enc, &l.script);
+            versioned.push((v, l.script.as_slice()));
         }
+        let enc = tapvault_codec::log::tapscript_leaves(versioned);
         let root_hash: [u8; 32] = r.root_hash.as_slice().try_into().map_err(|_| {
             ApiError::invalid(format!(
                 "root_hash must be 32 bytes, got {}",
