@@ -54,7 +54,6 @@ async fn run_failover(mode: &str, k: usize, per: usize, kill_at: usize) -> Outco
     // (kind, bytes) of every acknowledged item; errors other than UNAVAILABLE.
     let acked: Arc<Mutex<Vec<Acked>>> = Default::default();
     let others: Arc<Mutex<Vec<String>>> = Default::default();
-    let killed_at: Arc<Mutex<Option<Instant>>> = Default::default();
     let mut tasks = Vec::new();
     for c in 0..k {
         let (mut b, mut u) = tapvault_api::client::clients(ch.clone(), None).unwrap();
@@ -104,7 +103,6 @@ async fn run_failover(mode: &str, k: usize, per: usize, kill_at: usize) -> Outco
     }
     pair.kill_primary();
     let t_kill = Instant::now();
-    *killed_at.lock().unwrap() = Some(t_kill);
     pair.promote();
     for t in tasks {
         t.await.unwrap();

@@ -86,11 +86,10 @@ pub async fn first_entries(
     let kinds: Vec<i16> = items.iter().map(|(k, _)| k.code() as i16).collect();
     let hashes: Vec<&[u8]> = items.iter().map(|(_, h)| &h[..]).collect();
     let q = format!(
-        "SELECT DISTINCT ON (e.kind, e.content_hash) {}
+        "SELECT DISTINCT ON (e.kind, e.content_hash) {ENTRY_COLS}
          FROM unnest($2::INT2[], $3::BYTEA[]) AS i(k, h)
          JOIN log_entries e ON e.tenant_id = $1 AND e.kind = i.k AND e.content_hash = i.h
-         ORDER BY e.kind, e.content_hash, e.seq",
-        ENTRY_COLS.replace("seq,", "e.seq,")
+         ORDER BY e.kind, e.content_hash, e.seq"
     );
     let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(q))
         .bind(tenant)
@@ -281,7 +280,7 @@ pub async fn mismatches(
         "WITH items AS (
             SELECT DISTINCT tenant_id, 1::SMALLINT AS kind, proof_hash AS h FROM universe_leaves
             UNION SELECT tenant_id, 2, sha256 FROM wallet_backups
-            UNION SELECT tenant_id, 3, sha256(convert_to(encoded, 'UTF8')) FROM addresses
+            UNION SELECT tenant_id, 3, tapvault_address_hash(encoded) FROM addresses
             UNION SELECT tenant_id, 4, content_hash FROM tapscripts
          ), logged AS (
             SELECT tenant_id, kind, content_hash AS h, min(seq) AS seq FROM log_entries

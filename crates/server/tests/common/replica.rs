@@ -16,8 +16,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `cmd args` as the cluster owner (postgres when we are root).
-pub fn run(cmd: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+/// `cmd args` to run as the cluster owner (postgres when we are root).
+fn as_owner(cmd: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
     let mut c = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(cmd);
@@ -29,7 +29,12 @@ pub fn run(cmd: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::O
     for (k, v) in env {
         c.env(k, v);
     }
-    let o = c.output().unwrap();
+    c
+}
+
+/// Runs `cmd args` as the cluster owner; it must succeed.
+pub fn run(cmd: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let o = as_owner(cmd, args, env).output().unwrap();
     assert!(
         o.status.success(),
         "{} {args:?}: {}{}",
@@ -175,17 +180,8 @@ impl Pair {
         env.push(("WANT", mode.into()));
         let t0 = Instant::now();
         loop {
-            let mut c = if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--", "bash"]);
-                c
-            } else {
-                Command::new("bash")
-            };
-            c.arg(p.script("check.sh"));
-            for (k, v) in &env {
-                c.env(k, v);
-            }
+            let check = p.script("check.sh");
+            let mut c = as_owner(Path::new("bash"), &[check.to_str().unwrap()], &env);
             if c.output().unwrap().status.success() {
                 break;
             }
@@ -236,23 +232,9 @@ impl Pair {
 impl Drop for Pair {
     fn drop(&mut self) {
         for d in ["primary", "standby"] {
-            let mut c = if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"])
-                    .arg(self.bin.join("pg_ctl"));
-                c
-            } else {
-                Command::new(self.bin.join("pg_ctl"))
-            };
-            let _ = c
-                .args([
-                    "-D",
-                    self.base.join(d).to_str().unwrap(),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ])
-                .output();
+            let data = self.base.join(d);
+            let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+            let _ = as_owner(&self.bin.join("pg_ctl"), &args, &[]).output();
         }
         let _ = std::fs::remove_dir_all(&self.base);
     }
