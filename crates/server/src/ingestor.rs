@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tapvault_store::universe::{insert_leaves, InsertResult, NewLeaf};
+use tapvault_store::universe::{insert_leaves_answered as insert_leaves, InsertResult, NewLeaf};
 use tapvault_store::{Db, StoreError, TenantId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,7 +58,8 @@ impl Ingestor {
         tx
     }
 
-    /// Stores `leaves` for `tenant` atomically (all or none).
+    /// Stores `leaves` for `tenant` atomically (all or none); each result
+    /// carries the leaf's proofs as committed.
     pub async fn insert(
         &self,
         tenant: TenantId,

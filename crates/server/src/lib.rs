@@ -304,6 +304,7 @@ async fn start_on(
         mode,
         operator,
         read_only: cfg.read_only,
+        verified: Default::default(),
     });
     let default_tenant = None;
     let metrics = Arc::new(Metrics::default());
@@ -441,6 +442,15 @@ async fn start_on(
     }
     if db.targets.all().len() > 1 {
         tasks.push(spawn_failover(db.clone(), rx.clone()));
+    }
+    {
+        let (db, mut rx) = (db.clone(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = tapvault_store::tenants::follow_token_changes(db) => {}
+                _ = rx.wait_for(|v| *v) => {}
+            }
+        }));
     }
     Ok(Running {
         grpc_addr,

@@ -143,18 +143,18 @@ impl UniverseService {
         })
     }
 
-    /// Builds the full proof answer from one consistent snapshot.
+    /// Builds the full proof answer from one consistent snapshot (one
+    /// statement; the proofs' nodes come from the cache).
     async fn proof_answer(
         &self,
         tenant: TenantId,
-        mut req_key: pb::UniverseKey,
+        req_key: pb::UniverseKey,
         uid: [u8; 32],
         ty: ProofType,
         leaf_key: [u8; 32],
         allow_incomplete: bool,
     ) -> Result<Option<pb::AssetProofResponse>, Status> {
-        let mut tx = su::snapshot(&self.db).await.map_err(store_err)?;
-        let Some(leaf) = su::leaf(&mut tx, tenant, &uid, ty, &leaf_key)
+        let Some((leaf, proofs)) = su::leaf_answer(&self.db, tenant, &uid, ty, &leaf_key)
             .await
             .map_err(store_err)?
         else {
@@ -165,40 +165,48 @@ impl UniverseService {
         if !leaf.complete && !allow_incomplete {
             return Ok(None);
         }
-        let ns = universe_namespace(&uid, ty);
-        let (root, proof) = su::tree_proof(&mut tx, &self.db, tenant, &ns, &leaf_key)
-            .await
-            .map_err(store_err)?;
-        let (mroot, mproof) =
-            su::tree_proof(&mut tx, &self.db, tenant, ty.multiverse_namespace(), &uid)
-                .await
-                .map_err(store_err)?;
-        tx.commit().await.map_err(crate::errors::db_err)?;
-        let decoded = Proof::decode(&leaf.raw).ok();
-        if let Some(id) = req_key.id.as_mut() {
-            id.proof_type = proof_type_pb(ty);
-        }
-        Ok(Some(pb::AssetProofResponse {
-            universe_root: Some(pb::UniverseRoot {
-                id: req_key.id.clone(),
-                mssmt_root: Some(node_pb(&root)),
-                asset_name: leaf.asset_name.clone(),
-                amounts_by_asset_id: Default::default(),
-            }),
-            req: Some(req_key),
-            universe_inclusion_proof: proof.encode(),
-            asset_leaf: Some(pb::AssetLeaf {
-                asset: decoded.as_ref().map(wire::asset_pb),
-                proof: leaf.raw,
-            }),
-            multiverse_root: Some(node_pb(&mroot)),
-            multiverse_inclusion_proof: mproof.encode(),
-            issuance_data: if ty == ProofType::Issuance {
-                decoded.as_ref().and_then(wire::issuance_data)
-            } else {
-                None
-            },
-        }))
+        Ok(Some(answer_pb(
+            req_key,
+            ty,
+            leaf.raw,
+            leaf.asset_name,
+            &proofs,
+        )))
+    }
+}
+
+/// The answer to QueryProof / InsertProof for one stored leaf.
+fn answer_pb(
+    mut req_key: pb::UniverseKey,
+    ty: ProofType,
+    raw: Vec<u8>,
+    asset_name: String,
+    p: &su::LeafProofs,
+) -> pb::AssetProofResponse {
+    let decoded = Proof::decode(&raw).ok();
+    if let Some(id) = req_key.id.as_mut() {
+        id.proof_type = proof_type_pb(ty);
+    }
+    pb::AssetProofResponse {
+        universe_root: Some(pb::UniverseRoot {
+            id: req_key.id.clone(),
+            mssmt_root: Some(node_pb(&p.root)),
+            asset_name,
+            amounts_by_asset_id: Default::default(),
+        }),
+        req: Some(req_key),
+        universe_inclusion_proof: p.proof.encode(),
+        asset_leaf: Some(pb::AssetLeaf {
+            asset: decoded.as_ref().map(wire::asset_pb),
+            proof: raw,
+        }),
+        multiverse_root: Some(node_pb(&p.multiverse_root)),
+        multiverse_inclusion_proof: p.multiverse_proof.encode(),
+        issuance_data: if ty == ProofType::Issuance {
+            decoded.as_ref().and_then(wire::issuance_data)
+        } else {
+            None
+        },
     }
 }
 
@@ -468,8 +476,20 @@ impl Universe for UniverseService {
             .await
             .map_err(store_err)?;
         self.metrics.observe_insert(start.elapsed(), res[0].outcome);
-        // Answered only after the commit above. For a leaf still waiting for
-        // its ancestors the inclusion proof is the key's exclusion proof.
+        // Answered only after the commit above, from the proofs computed in
+        // its transaction. For a leaf still waiting for its ancestors the
+        // inclusion proof is the key's exclusion proof.
+        if let Some(p) = &res[0].proofs {
+            let ty = leaf.proof_type;
+            return Ok(Response::new(answer_pb(
+                key,
+                ty,
+                leaf.raw,
+                leaf.asset_name,
+                p,
+            )));
+        }
+        // An older version pushed again: the answer is the current head.
         let answer = self
             .proof_answer(
                 t,

@@ -159,6 +159,41 @@ async fn every_rejection_says_why() {
     let e = info_err(&mut c, Some(&tok)).await;
     assert!(e.message().contains("revoked"), "{e}");
 
+    // Token records are cached; a revocation made by another process (the
+    // CLI on the database, a second server) reaches the cache through the
+    // database's notification, well within the cache's 10 s bound.
+    let tok = s.token("alice", "push,read", 3600).await;
+    c.info(with_token(pb::InfoRequest {}, &tok)).await.unwrap();
+    let jti: String = sqlx::query_scalar("SELECT jti FROM tokens ORDER BY issued_at DESC LIMIT 1")
+        .fetch_one(&s.running().db.pool)
+        .await
+        .unwrap();
+    // A pool of its own: not the server's Db, so its cache is not told.
+    let other = sqlx::PgPool::connect(&s.tdb.as_ref().unwrap().url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE jti = $1")
+        .bind(&jti)
+        .execute(&other)
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        match c.info(with_token(pb::InfoRequest {}, &tok)).await {
+            Err(e) => {
+                assert!(e.message().contains("revoked"), "{e}");
+                break;
+            }
+            Ok(_) => {
+                assert!(
+                    t0.elapsed() < std::time::Duration::from_secs(2),
+                    "a token revoked by another process was still accepted after 2 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+
     // Health needs no token.
     let ch = Channel::from_shared(format!("http://{}", s.running().grpc_addr))
         .unwrap()

@@ -5,7 +5,7 @@
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
 use crate::time::Timestamp;
-use crate::universe::{insert_leaves_tx, type_from_code, InsertResult, NewLeaf};
+use crate::universe::{file_locked, lock_trees, type_from_code, InsertResult, NewLeaf};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 // Dynamic SQL here is only ever built from constant fragments (column lists,
@@ -88,6 +88,9 @@ pub async fn insert_backup_tx(
             leaves: Vec::new(),
         });
     }
+    // Trees before the blob: the blob's insert takes the tenant's usage
+    // lock, which every leaf writer takes after its tree locks.
+    let locked = lock_trees(tx, tenant, &b.leaves).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO wallet_backups (tenant_id, kind, version, sha256, raw, asset_count, source,
             received_at)
@@ -134,7 +137,7 @@ pub async fn insert_backup_tx(
         .execute(&mut **tx)
         .await?;
     }
-    let leaves = insert_leaves_tx(tx, db, tenant, &b.leaves).await?;
+    let leaves = file_locked(tx, db, tenant, &b.leaves, locked, false).await?;
     Ok(BackupStored {
         id,
         duplicate: false,
@@ -694,6 +697,12 @@ pub async fn proof_at(
     Ok(raw)
 }
 
+/// Asked once per output by GetProofFile and so by recovery: it must stay
+/// an index lookup (a test checks its plan).
+pub const SPENDERS_OF: &str = "SELECT DISTINCT l.anchor_txid, l.anchor_vout, l.script_key
+     FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
+     WHERE h.tenant_id = $1 AND h.prev_leaf_key = $2";
+
 /// Outputs whose stored proof spends `(anchor, script key)`: the leaves
 /// that name it as their primary previous output.
 pub async fn spenders_of(
@@ -701,15 +710,11 @@ pub async fn spenders_of(
     tenant: TenantId,
     prev_leaf_key: &[u8; 32],
 ) -> Result<Vec<(OutPoint, [u8; 33])>, StoreError> {
-    let rows: Vec<([u8; 32], i32, [u8; 33])> = sqlx::query_as(
-        "SELECT DISTINCT l.anchor_txid, l.anchor_vout, l.script_key
-         FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
-         WHERE h.tenant_id = $1 AND h.prev_leaf_key = $2",
-    )
-    .bind(tenant)
-    .bind(&prev_leaf_key[..])
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows: Vec<([u8; 32], i32, [u8; 33])> = sqlx::query_as(SPENDERS_OF)
+        .bind(tenant)
+        .bind(&prev_leaf_key[..])
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(txid, vout, sk)| {

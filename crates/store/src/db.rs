@@ -81,6 +81,8 @@ impl FailureKind {
 pub struct Db {
     pub pool: PgPool,
     pub cache: crate::tree::NodeCache,
+    /// Token records recently read (see [`crate::tenants::token_record`]).
+    pub tokens: crate::tenants::TokenCache,
     pub targets: Arc<Targets>,
 }
 
@@ -237,6 +239,7 @@ pub async fn connect_many(
     Ok(Db {
         pool,
         cache: crate::tree::NodeCache::new(1_000_000),
+        tokens: Default::default(),
         targets,
     })
 }
@@ -276,6 +279,7 @@ pub async fn check_failover(db: &Db) -> Result<Option<String>, StoreError> {
                 let us = t.base.elapsed().as_micros() as u64;
                 t.switched_us.store(us, Ordering::Release);
                 db.cache.clear();
+                db.tokens.clear();
                 return Ok(Some(l.clone()));
             }
         }

@@ -119,6 +119,7 @@ pub async fn revoke_token(
     .execute(&db.pool)
     .await?
     .rows_affected();
+    db.tokens.evict(jti);
     Ok(n == 1)
 }
 
@@ -145,13 +146,112 @@ pub async fn list_tokens(
 }
 
 /// The record of a token by its jti.
+/// How long a token record read from the database is trusted without
+/// reading it again. Revocations reach the cache sooner: at once when made
+/// through this `Db` ([`revoke_token`]), and through the
+/// [`TOKEN_CHANNEL`] notification (a trigger on `tokens`) when made by
+/// another process; this bound covers a notification that is lost.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The channel a token's change is announced on (payload: its jti, or
+/// `*` when a tenant changed).
+pub const TOKEN_CHANNEL: &str = "tapvault_token_changed";
+
+/// Token records by jti, each for at most [`TOKEN_CACHE_TTL`]: a call
+/// carrying a known token costs no database round trip.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    inner: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, std::time::Instant)>>,
+    >,
+}
+
+impl TokenCache {
+    /// Most records held; past it the cache starts over (bounded memory
+    /// whatever the number of tokens in use).
+    const CAP: usize = 100_000;
+
+    fn get(&self, jti: &str) -> Option<TokenRecord> {
+        let m = self.inner.lock().ok()?;
+        let (rec, at) = m.get(jti)?;
+        (at.elapsed() < TOKEN_CACHE_TTL).then(|| rec.clone())
+    }
+    fn put(&self, jti: &str, rec: TokenRecord) {
+        if let Ok(mut m) = self.inner.lock() {
+            if m.len() >= Self::CAP {
+                m.clear();
+            }
+            m.insert(jti.to_string(), (rec, std::time::Instant::now()));
+        }
+    }
+    /// Forgets one token (it changed).
+    pub fn evict(&self, jti: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.remove(jti);
+        }
+    }
+    /// Forgets every token (notifications may have been missed).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.clear();
+        }
+    }
+}
+
+/// A token's record, from the cache when read less than
+/// [`TOKEN_CACHE_TTL`] ago. Unknown tokens are not cached.
 pub async fn token_record(db: &Db, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    if let Some(r) = db.tokens.get(jti) {
+        return Ok(Some(r));
+    }
+    let rec: Option<TokenRecord> = sqlx::query_as(
         "SELECT t.revoked_at IS NOT NULL AS revoked, tn.name AS tenant_name,
                 t.tenant_id, t.scopes
          FROM tokens t LEFT JOIN tenants tn ON tn.id = t.tenant_id WHERE t.jti = $1",
     )
     .bind(jti)
     .fetch_optional(&db.pool)
-    .await?)
+    .await?;
+    if let Some(r) = &rec {
+        db.tokens.put(jti, r.clone());
+    }
+    Ok(rec)
+}
+
+/// Keeps `db`'s token cache current with revocations made by other
+/// processes (the CLI, a second server): listens on [`TOKEN_CHANNEL`] and
+/// evicts each changed token; whenever the listening connection is lost,
+/// the whole cache is dropped, since notifications may have been missed.
+pub async fn follow_token_changes(db: Db) {
+    loop {
+        db.tokens.clear();
+        let mut l = match sqlx::postgres::PgListener::connect_with(&db.pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("token notifications: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Anything revoked before LISTEN took effect is covered by the
+        // clear below, made after it.
+        if let Err(e) = l.listen(TOKEN_CHANNEL).await {
+            tracing::debug!("token notifications: {e}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        db.tokens.clear();
+        loop {
+            match l.try_recv().await {
+                Ok(Some(n)) if n.payload() == "*" => db.tokens.clear(),
+                Ok(Some(n)) => db.tokens.evict(n.payload()),
+                // The connection dropped (it reconnects on the next call).
+                Ok(None) => db.tokens.clear(),
+                Err(e) => {
+                    tracing::debug!("token notifications: {e}");
+                    break;
+                }
+            }
+        }
+    }
 }

@@ -123,6 +123,32 @@ pub async fn lock_root(
     .await?)
 }
 
+/// A node by hash, from the cache or else the database.
+async fn fetch_node(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    cache: &NodeCache,
+    hash: &Hash,
+) -> Result<Option<StoredNode>, StoreError> {
+    if let Some(n) = cache.get(tenant, hash) {
+        return Ok(Some(n));
+    }
+    let row: Option<(i16, Vec<u8>)> =
+        sqlx::query_as("SELECT kind, data FROM mssmt_nodes WHERE tenant_id = $1 AND hash = $2")
+            .bind(tenant)
+            .bind(&hash[..])
+            .fetch_optional(&mut *conn)
+            .await?;
+    match row {
+        Some((k, d)) => {
+            let n = decode_node(k, &d)?;
+            cache.put(tenant, *hash, n.clone());
+            Ok(Some(n))
+        }
+        None => Ok(None),
+    }
+}
+
 /// One tree (tenant, namespace) over a connection, usually a transaction.
 /// With `for_update`, loading the root locks the tree's root row until the
 /// transaction ends, so concurrent writers of the same tree serialize while
@@ -208,23 +234,7 @@ impl NodeStore for PgTree<'_> {
     }
 
     async fn load_node(&mut self, hash: &Hash) -> Result<Option<StoredNode>, StoreError> {
-        if let Some(n) = self.cache.get(self.tenant, hash) {
-            return Ok(Some(n));
-        }
-        let row: Option<(i16, Vec<u8>)> =
-            sqlx::query_as("SELECT kind, data FROM mssmt_nodes WHERE tenant_id = $1 AND hash = $2")
-                .bind(self.tenant)
-                .bind(&hash[..])
-                .fetch_optional(&mut *self.conn)
-                .await?;
-        match row {
-            Some((k, d)) => {
-                let n = decode_node(k, &d)?;
-                self.cache.put(self.tenant, *hash, n.clone());
-                Ok(Some(n))
-            }
-            None => Ok(None),
-        }
+        fetch_node(self.conn, self.tenant, &self.cache, hash).await
     }
 
     async fn store_nodes(&mut self, nodes: Vec<(Hash, StoredNode)>) -> Result<(), StoreError> {
@@ -273,5 +283,205 @@ impl NodeStore for PgTree<'_> {
         .execute(&mut *self.conn)
         .await?;
         Ok(())
+    }
+}
+
+/// Locks (creating if needed) the root rows of `namespaces`, in the order
+/// given, with one statement, and reads them. Every writer locks in one
+/// global order (see `universe::insert_leaves_tx`), so writers never
+/// deadlock. Namespaces must be distinct.
+pub async fn lock_roots(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    namespaces: &[String],
+) -> Result<HashMap<String, tapvault_mssmt::Node>, StoreError> {
+    let rows: Vec<(String, [u8; 32], i64)> = sqlx::query_as(
+        "INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum)
+         SELECT $1, ns, $3, 0 FROM unnest($2::TEXT[]) WITH ORDINALITY AS t(ns, ord) ORDER BY ord
+         ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum
+         RETURNING namespace, root_hash, root_sum",
+    )
+    .bind(tenant)
+    .bind(namespaces)
+    .bind(&tapvault_mssmt::empty_root().hash[..])
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(ns, hash, sum)| {
+            (
+                ns,
+                Node {
+                    hash,
+                    sum: to_u64(sum),
+                },
+            )
+        })
+        .collect())
+}
+
+/// The trees one transaction writes, after [`lock_roots`]: roots come from
+/// the lock, nodes from the cache (or the transaction on a miss), and what
+/// the updates produce is kept here, to be written by one statement at the
+/// end ([`TxTrees::into_rows`]) instead of two per tree.
+pub struct TxTrees<'c> {
+    conn: &'c mut PgConnection,
+    tenant: TenantId,
+    cache: NodeCache,
+    roots: HashMap<String, Node>,
+    changed: Vec<String>,
+    new_nodes: HashMap<Hash, StoredNode>,
+}
+
+/// What a [`TxTrees`] wrote, as the columns of its final statement.
+#[derive(Default)]
+pub struct TreeRows {
+    pub node_hashes: Vec<Vec<u8>>,
+    pub node_kinds: Vec<i16>,
+    pub node_data: Vec<Vec<u8>>,
+    pub root_namespaces: Vec<String>,
+    pub root_hashes: Vec<Vec<u8>>,
+    pub root_sums: Vec<i64>,
+}
+
+impl<'c> TxTrees<'c> {
+    pub fn new(
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+        cache: NodeCache,
+        roots: HashMap<String, Node>,
+    ) -> Self {
+        TxTrees {
+            conn,
+            tenant,
+            cache,
+            roots,
+            changed: Vec::new(),
+            new_nodes: HashMap::new(),
+        }
+    }
+
+    /// One of the locked trees.
+    pub fn tree<'t>(&'t mut self, namespace: &str) -> tapvault_mssmt::Tree<TxTree<'t, 'c>> {
+        tapvault_mssmt::Tree::new(TxTree {
+            trees: self,
+            namespace: namespace.to_string(),
+        })
+    }
+
+    /// The connection, for statements between tree updates.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+    }
+
+    /// New nodes and changed roots, as the columns of one write. The new
+    /// nodes join the cache (content-addressed: correct even if the
+    /// transaction then rolls back, see [`NodeCache`]).
+    pub fn into_rows(self) -> TreeRows {
+        let mut r = TreeRows::default();
+        for (h, n) in self.new_nodes {
+            let (k, d) = encode_node(&n);
+            r.node_hashes.push(h.to_vec());
+            r.node_kinds.push(k);
+            r.node_data.push(d);
+            self.cache.put(self.tenant, h, n);
+        }
+        for ns in self.changed {
+            if let Some(root) = self.roots.get(&ns) {
+                r.root_hashes.push(root.hash.to_vec());
+                r.root_sums.push(to_i64(root.sum));
+                r.root_namespaces.push(ns);
+            }
+        }
+        r
+    }
+}
+
+/// One tree of a [`TxTrees`].
+pub struct TxTree<'t, 'c> {
+    trees: &'t mut TxTrees<'c>,
+    namespace: String,
+}
+
+#[async_trait::async_trait]
+impl NodeStore for TxTree<'_, '_> {
+    type Error = StoreError;
+
+    async fn load_root(&mut self) -> Result<Option<Node>, StoreError> {
+        match self.trees.roots.get(&self.namespace) {
+            Some(r) => Ok(Some(*r)),
+            None => Err(StoreError::Tree(format!(
+                "tree {} was not locked by this transaction",
+                self.namespace
+            ))),
+        }
+    }
+
+    async fn load_node(&mut self, hash: &Hash) -> Result<Option<StoredNode>, StoreError> {
+        if let Some(n) = self.trees.new_nodes.get(hash) {
+            return Ok(Some(n.clone()));
+        }
+        fetch_node(self.trees.conn, self.trees.tenant, &self.trees.cache, hash).await
+    }
+
+    async fn store_nodes(&mut self, nodes: Vec<(Hash, StoredNode)>) -> Result<(), StoreError> {
+        self.trees.new_nodes.extend(nodes);
+        Ok(())
+    }
+
+    async fn store_root(&mut self, root: Node) -> Result<(), StoreError> {
+        if !self.trees.changed.contains(&self.namespace) {
+            self.trees.changed.push(self.namespace.clone());
+        }
+        self.trees.roots.insert(self.namespace.clone(), root);
+        Ok(())
+    }
+}
+
+/// A read-only view of one tree at a root read elsewhere (in the same
+/// statement as the rows it proves): nodes come from the cache, and a miss
+/// costs one query on a pooled connection. Nodes are immutable and written
+/// with the root that first names them, so any committed root's nodes are
+/// there to read, whenever they are read.
+pub struct RootedReader {
+    pool: sqlx::PgPool,
+    tenant: TenantId,
+    cache: NodeCache,
+    root: Node,
+}
+
+impl RootedReader {
+    pub fn new(pool: sqlx::PgPool, tenant: TenantId, cache: NodeCache, root: Node) -> Self {
+        RootedReader {
+            pool,
+            tenant,
+            cache,
+            root,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl NodeStore for RootedReader {
+    type Error = StoreError;
+
+    async fn load_root(&mut self) -> Result<Option<Node>, StoreError> {
+        Ok(Some(self.root))
+    }
+
+    async fn load_node(&mut self, hash: &Hash) -> Result<Option<StoredNode>, StoreError> {
+        if let Some(n) = self.cache.get(self.tenant, hash) {
+            return Ok(Some(n));
+        }
+        let mut conn = self.pool.acquire().await?;
+        fetch_node(&mut conn, self.tenant, &self.cache, hash).await
+    }
+
+    async fn store_nodes(&mut self, _: Vec<(Hash, StoredNode)>) -> Result<(), StoreError> {
+        Err(StoreError::Tree("a rooted reader does not write".into()))
+    }
+
+    async fn store_root(&mut self, _: Node) -> Result<(), StoreError> {
+        Err(StoreError::Tree("a rooted reader does not write".into()))
     }
 }

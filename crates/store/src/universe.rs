@@ -5,7 +5,7 @@
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
 use crate::time::Timestamp;
-use crate::tree::{lock_root, PgTree};
+use crate::tree::{lock_roots, PgTree, RootedReader, TreeRows, TxTrees};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 // Dynamic SQL here is only ever built from constant fragments (column lists,
@@ -74,6 +74,20 @@ pub struct InsertResult {
     pub complete: bool,
     /// Leaves that became complete (and joined the tree) because of this one.
     pub completed_descendants: usize,
+    /// The leaf's proofs as of its commit, when asked for
+    /// ([`insert_leaves_answered`]) and when the leaf's head is this proof.
+    pub proofs: Option<LeafProofs>,
+}
+
+/// A leaf's universe proof (inclusion, or exclusion while it waits for its
+/// ancestry) and its universe's multiverse proof, against the roots its
+/// transaction committed.
+#[derive(Clone, Debug)]
+pub struct LeafProofs {
+    pub root: Node,
+    pub proof: CompressedProof,
+    pub multiverse_root: Node,
+    pub multiverse_proof: CompressedProof,
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -92,7 +106,6 @@ fn tree_err(e: tapvault_mssmt::TreeError<StoreError>) -> StoreError {
     }
 }
 
-/// Locks (creating if needed) the root row of a tree until the transaction ends.
 /// Files `leaves` in one transaction; returns one result per leaf. On any
 /// error nothing is written.
 pub async fn insert_leaves(
@@ -106,6 +119,21 @@ pub async fn insert_leaves(
     Ok(out)
 }
 
+/// [`insert_leaves`], with each leaf's [`LeafProofs`] computed in the same
+/// transaction (from the trees it just updated): the caller can answer
+/// without reading anything back.
+pub async fn insert_leaves_answered(
+    db: &Db,
+    tenant: TenantId,
+    leaves: &[NewLeaf],
+) -> Result<Vec<InsertResult>, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let locked = lock_trees(&mut tx, tenant, leaves).await?;
+    let out = file_locked(&mut tx, db, tenant, leaves, locked, true).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// [`insert_leaves`] inside a caller's transaction, so other rows (a backup
 /// blob, say) commit or roll back together with the leaves.
 pub async fn insert_leaves_tx(
@@ -114,19 +142,141 @@ pub async fn insert_leaves_tx(
     tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<Vec<InsertResult>, StoreError> {
-    // Lock order: every universe's issuance then transfer tree, universes in
-    // byte order, and the multiverse trees last. Every writer follows it, so
-    // writers never deadlock, even with many leaves in one transaction.
+    let locked = lock_trees(tx, tenant, leaves).await?;
+    file_locked(tx, db, tenant, leaves, locked, false).await
+}
+
+/// The roots of every tree a batch of leaves may change, locked.
+pub struct LockedTrees(std::collections::HashMap<String, Node>);
+
+/// Locks the trees `leaves` may change, in the one lock order every writer
+/// follows: each universe's issuance then transfer tree, universes in byte
+/// order, then the two multiverse trees. Writers therefore never deadlock
+/// on trees, whatever their batches hold. A caller that writes other rows
+/// in the same transaction locks first (rows that take the tenant's usage
+/// lock come after the tree locks in every writer).
+pub async fn lock_trees(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    leaves: &[NewLeaf],
+) -> Result<LockedTrees, StoreError> {
     let mut uids: Vec<[u8; 32]> = leaves.iter().map(|l| l.universe_id).collect();
     uids.sort();
     uids.dedup();
+    let mut namespaces = Vec::with_capacity(2 * uids.len() + 2);
     for uid in &uids {
-        lock_root(tx, tenant, &universe_namespace(uid, ProofType::Issuance)).await?;
-        lock_root(tx, tenant, &universe_namespace(uid, ProofType::Transfer)).await?;
+        namespaces.push(universe_namespace(uid, ProofType::Issuance));
+        namespaces.push(universe_namespace(uid, ProofType::Transfer));
     }
-    let (out, pending) = file_rows(tx, tenant, leaves).await?;
-    apply_tree_work(tx, db, tenant, pending).await?;
+    for ty in [ProofType::Issuance, ProofType::Transfer] {
+        namespaces.push(ty.multiverse_namespace().to_string());
+    }
+    Ok(LockedTrees(lock_roots(conn, tenant, &namespaces).await?))
+}
+
+/// Files `leaves` into trees locked by [`lock_trees`]: the rows, then every
+/// tree update computed in memory, then the new nodes, roots and universes
+/// written by one statement.
+pub async fn file_locked(
+    tx: &mut Transaction<'static, Postgres>,
+    db: &Db,
+    tenant: TenantId,
+    leaves: &[NewLeaf],
+    locked: LockedTrees,
+    answers: bool,
+) -> Result<Vec<InsertResult>, StoreError> {
+    let (mut out, pending, head_is_this) = file_rows(tx, tenant, leaves).await?;
+    let mut trees = TxTrees::new(tx, tenant, db.cache.clone(), locked.0);
+    let touched = apply_tree_work(&mut trees, pending).await?;
+    if answers {
+        for ((r, leaf), answerable) in out.iter_mut().zip(leaves).zip(head_is_this) {
+            if answerable {
+                r.proofs = Some(leaf_proofs(&mut trees, leaf).await?);
+            }
+        }
+    }
+    let rows = trees.into_rows();
+    write_trees(tx, tenant, rows, &touched).await?;
     Ok(out)
+}
+
+/// `leaf`'s proofs from the batch's trees.
+async fn leaf_proofs(trees: &mut TxTrees<'_>, leaf: &NewLeaf) -> Result<LeafProofs, StoreError> {
+    let ns = universe_namespace(&leaf.universe_id, leaf.proof_type);
+    let mut t = trees.tree(&ns);
+    let root = t.root().await.map_err(tree_err)?;
+    let proof = t.proof(&leaf.leaf_key).await.map_err(tree_err)?.compress();
+    let mut m = trees.tree(leaf.proof_type.multiverse_namespace());
+    let multiverse_root = m.root().await.map_err(tree_err)?;
+    let multiverse_proof = m
+        .proof(&leaf.universe_id)
+        .await
+        .map_err(tree_err)?
+        .compress();
+    Ok(LeafProofs {
+        root,
+        proof,
+        multiverse_root,
+        multiverse_proof,
+    })
+}
+
+/// The batch's new nodes, changed roots and new universes, in one statement.
+async fn write_trees(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    rows: TreeRows,
+    universes: &[(NewLeaf, ProofType)],
+) -> Result<(), StoreError> {
+    if rows.node_hashes.is_empty() && rows.root_namespaces.is_empty() && universes.is_empty() {
+        return Ok(());
+    }
+    let u_ids: Vec<&[u8]> = universes.iter().map(|(l, _)| &l.universe_id[..]).collect();
+    let u_tys: Vec<i16> = universes.iter().map(|(_, t)| type_code(*t)).collect();
+    let u_assets: Vec<Option<&[u8]>> = universes
+        .iter()
+        .map(|(l, _)| l.group_key.is_none().then_some(&l.asset_id[..]))
+        .collect();
+    let u_groups: Vec<Option<&[u8]>> = universes
+        .iter()
+        .map(|(l, _)| l.group_key.as_ref().map(|g| &g[..]))
+        .collect();
+    let u_names: Vec<&str> = universes
+        .iter()
+        .map(|(l, _)| l.asset_name.as_str())
+        .collect();
+    sqlx::query(
+        "WITH n AS (
+            INSERT INTO mssmt_nodes (tenant_id, hash, kind, data)
+            SELECT $1, * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])
+            ON CONFLICT DO NOTHING
+         ),
+         u AS (
+            INSERT INTO universes (tenant_id, universe_id, proof_type, asset_id, group_key,
+                asset_name)
+            SELECT $1, * FROM unnest($8::BYTEA[], $9::INT2[], $10::BYTEA[], $11::BYTEA[],
+                $12::TEXT[])
+            ON CONFLICT DO NOTHING
+         )
+         UPDATE mssmt_roots r SET root_hash = x.h, root_sum = x.s, updated_at = now()
+         FROM unnest($5::TEXT[], $6::BYTEA[], $7::INT8[]) AS x(ns, h, s)
+         WHERE r.tenant_id = $1 AND r.namespace = x.ns",
+    )
+    .bind(tenant)
+    .bind(&rows.node_hashes)
+    .bind(&rows.node_kinds)
+    .bind(&rows.node_data)
+    .bind(&rows.root_namespaces)
+    .bind(&rows.root_hashes)
+    .bind(&rows.root_sums)
+    .bind(&u_ids)
+    .bind(&u_tys)
+    .bind(&u_assets)
+    .bind(&u_groups)
+    .bind(&u_names)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// (universe id, proof type code, leaf key): one universe leaf.
@@ -167,18 +317,19 @@ struct PendingRow<'a> {
 /// statements per batch rather than several per leaf: heads and ancestry are
 /// read up front, every decision is made here, in order, exactly as if the
 /// leaves came one by one; then each run of distinct leaf keys is written
-/// by one statement. Returns the results and the tree work.
+/// by one statement. Returns the results, the tree work and which leaves
+/// are their key's head once the batch is filed.
 async fn file_rows(
     tx: &mut Transaction<'static, Postgres>,
     tenant: TenantId,
     leaves: &[NewLeaf],
-) -> Result<(Vec<InsertResult>, Vec<TreeWork>), StoreError> {
-    let heads = load_heads(tx, tenant, leaves).await?;
+) -> Result<(Vec<InsertResult>, Vec<TreeWork>, Vec<bool>), StoreError> {
+    let (heads, complete_keys, waiting) = load_batch(tx, tenant, leaves).await?;
     let mut st = BatchState {
         known: load_older_versions(tx, tenant, leaves, &heads).await?,
         heads,
-        complete_keys: load_complete_prevs(tx, tenant, leaves).await?,
-        waiting: Default::default(),
+        complete_keys,
+        waiting,
     };
     let mut out: Vec<InsertResult> = Vec::with_capacity(leaves.len());
     let mut work: Vec<TreeWork> = Vec::new();
@@ -244,54 +395,113 @@ async fn file_rows(
         });
     }
     flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st).await?;
-    Ok((out, work))
+    // Which leaves the batch's trees answer for: those whose key's head,
+    // once the whole batch is filed, is the very proof given (not an older
+    // version pushed again, nor one a later leaf of the batch replaced).
+    let head_is_this = leaves
+        .iter()
+        .map(|leaf| {
+            let hk: HeadKey = (leaf.universe_id, type_code(leaf.proof_type), leaf.leaf_key);
+            st.heads
+                .get(&hk)
+                .is_some_and(|h| h.proof_hash == sha256(&[&leaf.raw]))
+        })
+        .collect();
+    Ok((out, work, head_is_this))
 }
 
-/// Heads of the batch's leaf keys, in one query.
-async fn load_heads(
+/// What a batch's decisions start from, read with one statement: the heads
+/// of its leaf keys, which of its previous outputs are complete heads, and
+/// which of its universes have leaves waiting for their ancestry.
+async fn load_batch(
     tx: &mut Transaction<'static, Postgres>,
     tenant: TenantId,
     leaves: &[NewLeaf],
-) -> Result<std::collections::HashMap<HeadKey, Head>, StoreError> {
+) -> Result<BatchLookup, StoreError> {
     let uids: Vec<&[u8]> = leaves.iter().map(|l| &l.universe_id[..]).collect();
     let tys: Vec<i16> = leaves.iter().map(|l| type_code(l.proof_type)).collect();
     let keys: Vec<&[u8]> = leaves.iter().map(|l| &l.leaf_key[..]).collect();
+    let (prev_uids, prev_keys): (Vec<&[u8]>, Vec<&[u8]>) = leaves
+        .iter()
+        .filter_map(|l| {
+            l.prev_leaf_key
+                .as_ref()
+                .map(|p| (&l.universe_id[..], &p[..]))
+        })
+        .unzip();
+    /// kind 0: a head; 1: a complete previous output; 2: a universe with
+    /// waiting leaves.
     #[derive(FromRow)]
-    struct HeadRow {
+    struct LookupRow {
+        kind: i32,
         universe_id: [u8; 32],
         proof_type: i16,
-        leaf_key: [u8; 32],
+        leaf_key: Option<[u8; 32]>,
         complete: bool,
-        proof_hash: [u8; 32],
+        proof_hash: Option<[u8; 32]>,
         version: i32,
     }
-    let rows: Vec<HeadRow> = sqlx::query_as(
-        "SELECT h.universe_id, h.proof_type, h.leaf_key, h.complete, l.proof_hash, l.version
+    let rows: Vec<LookupRow> = sqlx::query_as(
+        "SELECT 0 AS kind, h.universe_id, h.proof_type, h.leaf_key, h.complete,
+                l.proof_hash, l.version
          FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
          JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
               AND h.proof_type = k.t AND h.leaf_key = k.lk
-         JOIN universe_leaves l ON l.id = h.leaf_id",
+         JOIN universe_leaves l ON l.id = h.leaf_id
+         UNION ALL
+         SELECT DISTINCT 1, h.universe_id, 0::INT2, h.leaf_key, TRUE, NULL::BYTEA, 0
+         FROM unnest($5::BYTEA[], $6::BYTEA[]) AS k(u, lk)
+         JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
+              AND h.leaf_key = k.lk AND h.complete
+         UNION ALL
+         SELECT 2, u.u, 0::INT2, NULL::BYTEA, FALSE, NULL::BYTEA, 0
+         FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[])) AS u(u)
+         WHERE EXISTS (SELECT 1 FROM universe_heads w
+                       WHERE w.tenant_id = $1 AND w.universe_id = u.u AND NOT w.complete)",
     )
     .bind(tenant)
     .bind(&uids)
     .bind(&tys)
     .bind(&keys)
+    .bind(&prev_uids)
+    .bind(&prev_keys)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            (
-                (r.universe_id, r.proof_type, r.leaf_key),
-                Head {
-                    complete: r.complete,
-                    proof_hash: r.proof_hash,
-                    version: r.version,
-                },
-            )
-        })
-        .collect())
+    let mut heads = std::collections::HashMap::new();
+    let mut complete = std::collections::HashSet::new();
+    // Every universe of the batch: known to wait or not, without a query
+    // per universe later.
+    let mut waiting: std::collections::HashMap<[u8; 32], bool> =
+        leaves.iter().map(|l| (l.universe_id, false)).collect();
+    for r in rows {
+        match (r.kind, r.leaf_key, r.proof_hash) {
+            (0, Some(lk), Some(proof_hash)) => {
+                heads.insert(
+                    (r.universe_id, r.proof_type, lk),
+                    Head {
+                        complete: r.complete,
+                        proof_hash,
+                        version: r.version,
+                    },
+                );
+            }
+            (1, Some(lk), _) => {
+                complete.insert((r.universe_id, lk));
+            }
+            (2, _, _) => {
+                waiting.insert(r.universe_id, true);
+            }
+            _ => return Err(StoreError::Corrupt("batch lookup row".into())),
+        }
+    }
+    Ok((heads, complete, waiting))
 }
+
+type BatchLookup = (
+    std::collections::HashMap<HeadKey, Head>,
+    std::collections::HashSet<([u8; 32], [u8; 32])>,
+    std::collections::HashMap<[u8; 32], bool>,
+);
 
 /// The stored versions a batch's proofs could repeat: every head, plus the
 /// older versions of keys with several versions whose head differs from an
@@ -349,37 +559,6 @@ async fn load_older_versions(
         );
     }
     Ok(out)
-}
-
-/// Which of the batch's previous-output leaf keys are complete heads.
-async fn load_complete_prevs(
-    tx: &mut Transaction<'static, Postgres>,
-    tenant: TenantId,
-    leaves: &[NewLeaf],
-) -> Result<std::collections::HashSet<([u8; 32], [u8; 32])>, StoreError> {
-    let (uids, keys): (Vec<&[u8]>, Vec<&[u8]>) = leaves
-        .iter()
-        .filter_map(|l| {
-            l.prev_leaf_key
-                .as_ref()
-                .map(|p| (&l.universe_id[..], &p[..]))
-        })
-        .unzip();
-    if uids.is_empty() {
-        return Ok(Default::default());
-    }
-    let rows: Vec<([u8; 32], [u8; 32])> = sqlx::query_as(
-        "SELECT DISTINCT h.universe_id, h.leaf_key
-         FROM unnest($2::BYTEA[], $3::BYTEA[]) AS k(u, lk)
-         JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
-              AND h.leaf_key = k.lk AND h.complete",
-    )
-    .bind(tenant)
-    .bind(&uids)
-    .bind(&keys)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
 }
 
 /// Writes one run (distinct leaf keys) with one statement, then completes
@@ -534,15 +713,8 @@ async fn flush_run(
             });
             if r.outcome == InsertOutcome::New {
                 let uid = r.leaf.universe_id;
-                let w = match st.waiting.get(&uid) {
-                    Some(w) => *w,
-                    None => {
-                        let w = has_waiting(tx, tenant, &uid).await?;
-                        st.waiting.insert(uid, w);
-                        w
-                    }
-                };
-                if w {
+                // Every universe of the batch was looked up by load_batch.
+                if st.waiting.get(&uid).copied().unwrap_or(true) {
                     let extra = complete_descendants(tx, tenant, &uid, r.leaf.leaf_key).await?;
                     completed = extra.len();
                     let transfer = type_code(ProofType::Transfer);
@@ -568,6 +740,7 @@ async fn flush_run(
             version: r.version,
             complete: r.complete,
             completed_descendants: completed,
+            proofs: None,
         });
     }
     Ok(())
@@ -581,34 +754,32 @@ struct TreeWork {
     updates: Vec<LeafUpdate>,
 }
 
+/// Applies the batch's tree work in memory: every universe tree once,
+/// then each multiverse tree once. Returns the universes touched (their
+/// rows are ensured with the nodes).
 async fn apply_tree_work(
-    tx: &mut Transaction<'static, Postgres>,
-    db: &Db,
-    tenant: TenantId,
+    trees: &mut TxTrees<'_>,
     work: Vec<TreeWork>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(NewLeaf, ProofType)>, StoreError> {
     // Group by tree, keeping first-seen order of trees and write order of leaves.
-    let mut trees: Vec<TreeWork> = Vec::new();
+    let mut grouped: Vec<TreeWork> = Vec::new();
     for w in work {
-        match trees
+        match grouped
             .iter_mut()
             .find(|t| t.universe_id == w.universe_id && t.proof_type == w.proof_type)
         {
             Some(t) => t.updates.extend(w.updates),
-            None => trees.push(w),
+            None => grouped.push(w),
         }
     }
     let mut mv: Vec<(ProofType, LeafUpdate)> = Vec::new();
-    for t in trees {
+    let mut touched = Vec::with_capacity(grouped.len());
+    for t in grouped {
         let ns = universe_namespace(&t.universe_id, t.proof_type);
-        // Locked up front by insert_leaves_tx, in lock order.
-        let root = Tree::new(PgTree::locked_writer(tx, tenant, &ns, db.cache.clone()))
-            .apply(t.updates)
-            .await
-            .map_err(tree_err)?;
-        ensure_universe(tx, tenant, &t.leaf, t.proof_type).await?;
+        let root = trees.tree(&ns).apply(t.updates).await.map_err(tree_err)?;
         let (value, sum) = multiverse_leaf(t.proof_type, &root);
         mv.push((t.proof_type, LeafUpdate::new(t.universe_id, &value, sum)));
+        touched.push((t.leaf, t.proof_type));
     }
     for ty in [ProofType::Issuance, ProofType::Transfer] {
         let ups: Vec<LeafUpdate> = mv
@@ -616,34 +787,15 @@ async fn apply_tree_work(
             .filter(|(t, _)| *t == ty)
             .map(|(_, u)| *u)
             .collect();
-        if ups.is_empty() {
-            continue;
+        if !ups.is_empty() {
+            trees
+                .tree(ty.multiverse_namespace())
+                .apply(ups)
+                .await
+                .map_err(tree_err)?;
         }
-        let mv_ns = ty.multiverse_namespace();
-        lock_root(tx, tenant, mv_ns).await?;
-        Tree::new(PgTree::locked_writer(tx, tenant, mv_ns, db.cache.clone()))
-            .apply(ups)
-            .await
-            .map_err(tree_err)?;
     }
-    Ok(())
-}
-
-/// Whether any leaf of this universe waits for its ancestry (an index-only
-/// probe; orphans are rare, so this usually saves the cascade query).
-async fn has_waiting(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    uid: &[u8; 32],
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM universe_heads
-         WHERE tenant_id = $1 AND universe_id = $2 AND NOT complete)",
-    )
-    .bind(tenant)
-    .bind(&uid[..])
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(touched)
 }
 
 /// Marks every waiting leaf whose ancestry `key` completes as complete, and
@@ -677,27 +829,6 @@ async fn complete_descendants(
         }
     }
     Ok(out)
-}
-
-async fn ensure_universe(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    leaf: &NewLeaf,
-    ty: ProofType,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO universes (tenant_id, universe_id, proof_type, asset_id, group_key, asset_name)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(&leaf.universe_id[..])
-    .bind(type_code(ty))
-    .bind(leaf.group_key.is_none().then(|| leaf.asset_id.to_vec()))
-    .bind(leaf.group_key.as_ref().map(|g| g.to_vec()))
-    .bind(&leaf.asset_name)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// A universe as listed.
@@ -934,6 +1065,77 @@ pub async fn leaf(
         .await?
         .map(StoredLeaf::try_from)
         .transpose()
+}
+
+/// A leaf's head with its proofs, from one statement (the leaf and both
+/// roots in one snapshot) and the node cache: what QueryProof answers.
+pub async fn leaf_answer(
+    db: &Db,
+    tenant: TenantId,
+    uid: &[u8; 32],
+    ty: ProofType,
+    key: &[u8; 32],
+) -> Result<Option<(StoredLeaf, LeafProofs)>, StoreError> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        leaf: LeafRow,
+        u_hash: Option<[u8; 32]>,
+        u_sum: Option<i64>,
+        m_hash: Option<[u8; 32]>,
+        m_sum: Option<i64>,
+    }
+    let q = format!(
+        "SELECT {LEAF_COLUMNS}, r.root_hash AS u_hash, r.root_sum AS u_sum,
+                m.root_hash AS m_hash, m.root_sum AS m_sum
+         FROM universe_heads h
+         JOIN universe_leaves l ON l.id = h.leaf_id
+         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+         LEFT JOIN mssmt_roots r ON r.tenant_id = $1 AND r.namespace = $5
+         LEFT JOIN mssmt_roots m ON m.tenant_id = $1 AND m.namespace = $6
+         WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.leaf_key = $4"
+    );
+    let Some(row) = sqlx::query_as::<_, Row>(AssertSqlSafe(q))
+        .bind(tenant)
+        .bind(&uid[..])
+        .bind(type_code(ty))
+        .bind(&key[..])
+        .bind(universe_namespace(uid, ty))
+        .bind(ty.multiverse_namespace())
+        .fetch_optional(&db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let node = |h: Option<[u8; 32]>, s: Option<i64>| match (h, s) {
+        (Some(hash), Some(sum)) => Node {
+            hash,
+            sum: u64_of(sum),
+        },
+        _ => empty_root(),
+    };
+    let root = node(row.u_hash, row.u_sum);
+    let multiverse_root = node(row.m_hash, row.m_sum);
+    let reader = |r| RootedReader::new(db.pool.clone(), tenant, db.cache.clone(), r);
+    let proof = Tree::new(reader(root))
+        .proof(key)
+        .await
+        .map_err(tree_err)?
+        .compress();
+    let multiverse_proof = Tree::new(reader(multiverse_root))
+        .proof(uid)
+        .await
+        .map_err(tree_err)?
+        .compress();
+    Ok(Some((
+        StoredLeaf::try_from(row.leaf)?,
+        LeafProofs {
+            root,
+            proof,
+            multiverse_root,
+            multiverse_proof,
+        },
+    )))
 }
 
 /// A page of complete leaves of one universe tree, in first-seen order.

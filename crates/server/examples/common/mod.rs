@@ -5,7 +5,8 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod fixtures;
-pub use fixtures::synthetic;
+#[allow(unused_imports)]
+pub use fixtures::{regtest, synthetic};
 
 use std::sync::Arc;
 use std::time::Instant;

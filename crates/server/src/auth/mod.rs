@@ -94,7 +94,22 @@ pub struct Authenticator {
     pub operator: Option<TenantId>,
     /// A read-only server (on a standby): writes are refused.
     pub read_only: bool,
+    /// Tokens whose signature and claims were checked: a token is an
+    /// immutable string, so only its time window needs checking again.
+    pub verified: VerifiedTokens,
 }
+
+/// Claims of tokens already validated, by SHA-256 of the token. Bounded:
+/// past [`VerifiedTokens::CAP`] entries it starts over.
+#[derive(Default)]
+pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>);
+
+impl VerifiedTokens {
+    const CAP: usize = 100_000;
+}
+
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY: u64 = 5;
 
 fn unauth(msg: impl Into<String>) -> Status {
     ApiError::unauthenticated(msg).into()
@@ -144,7 +159,7 @@ impl Authenticator {
             .or_else(|| auth.strip_prefix("bearer "))
             .ok_or_else(|| unauth("authorization must be `Bearer <token>`"))?
             .trim();
-        let claims = self.validate(keys, token)?;
+        let claims = self.validate_cached(keys, token)?;
         let rec = tenants::token_record(&self.db, &claims.jti)
             .await
             .map_err(|e| {
@@ -188,6 +203,34 @@ impl Authenticator {
         })
     }
 
+    /// [`Self::validate`], once per distinct token; later uses check only
+    /// the time window, exactly as the first check did.
+    fn validate_cached(&self, keys: &Keys, token: &str) -> Result<Claims, Status> {
+        let h = tapvault_codec::primitives::sha256(&[token.as_bytes()]);
+        let hit = self.verified.0.lock().ok().and_then(|m| m.get(&h).cloned());
+        if let Some(c) = hit {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if now > c.exp.saturating_add(LEEWAY) {
+                return Err(unauth("token expired"));
+            }
+            if now.saturating_add(LEEWAY) < c.nbf {
+                return Err(unauth("token not yet valid (nbf in the future)"));
+            }
+            return Ok(c);
+        }
+        let c = self.validate(keys, token)?;
+        if let Ok(mut m) = self.verified.0.lock() {
+            if m.len() >= VerifiedTokens::CAP {
+                m.clear();
+            }
+            m.insert(h, c.clone());
+        }
+        Ok(c)
+    }
+
     fn validate(&self, keys: &Keys, token: &str) -> Result<Claims, Status> {
         // Refuse unsigned tokens explicitly (jsonwebtoken would only call
         // them malformed).
@@ -209,7 +252,7 @@ impl Authenticator {
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
         v.validate_nbf = true;
-        v.leeway = 5;
+        v.leeway = LEEWAY;
         v.set_required_spec_claims(&["exp", "iat", "nbf", "sub", "iss", "aud", "jti"]);
         jsonwebtoken::decode::<Claims>(token, &keys.dec, &v)
             .map(|d| d.claims)

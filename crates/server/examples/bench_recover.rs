@@ -1,0 +1,179 @@
+//! `tapvault recover` end to end, at growing sizes, to show how its cost
+//! grows with the outputs of the backup and the leaves of the tenant:
+//! `cargo build --release -p tapvault && cargo run --release -p tapvault-server --example bench_recover`
+//!
+//! Each point is a fresh tenant holding `leaves` proofs in all, pushed as v1
+//! wallet backups (one genesis proof per output); the newest backup has
+//! `outputs` outputs and is the one recovered. The proofs are the synthetic
+//! ones of the other benches (valid bytes, not valid commitments), so each
+//! recovered file fails verification at the commitment, after being
+//! fetched, decoded and checked up to there: the run times everything but
+//! the rest of the verifier, whose cost per proof is measured separately on
+//! the real regtest proof and reported beside it. `TAPVAULT_BENCH_BIG=1`
+//! adds the issue's point: 100,000 leaves and a 10,000-output backup.
+//! Memory: the client's peak RSS (the `tapvault recover` process) and this
+//! process's (the server, in process, and the bench).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+use tapvault_api::client::{self, Trust};
+use tapvault_server::proto::tapvault_v1 as v1;
+use tapvault_server::{ServeConfig, VerifyLevel};
+use tapvault_store::db::testdb;
+
+fn backup_of(n: usize, tag: &str) -> Vec<u8> {
+    let assets = common::synthetic(n, tag)
+        .into_iter()
+        .map(|(raw, _)| {
+            let mut f = tapvault_codec::File::new();
+            f.append_raw(raw);
+            tapvault_codec::AssetBackup::from_proof_file(&f, None, None).unwrap()
+        })
+        .collect();
+    tapvault_codec::WalletBackup {
+        version: 1,
+        federation_urls: vec![],
+        assets,
+    }
+    .encode()
+}
+
+/// Peak resident memory of this process, in MiB.
+fn own_peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Runs `cmd`: its wall time, exit status, and the peak RSS in MiB of the
+/// largest child waited for so far (getrusage(RUSAGE_CHILDREN)).
+fn timed(cmd: &mut std::process::Command) -> (Duration, f64, std::process::ExitStatus) {
+    let t0 = Instant::now();
+    let status = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let took = t0.elapsed();
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the out-pointer is valid for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    (took, ru.ru_maxrss as f64 / 1024.0, status)
+}
+
+#[tokio::main]
+async fn main() {
+    let big = std::env::var("TAPVAULT_BENCH_BIG").is_ok();
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("tapvault"))
+        .filter(|p| p.exists())
+        .expect("build `tapvault` in the same profile first (cargo build --release -p tapvault)");
+    let tdb = testdb::create().await;
+    let dir = std::env::temp_dir().join(format!("tapvault-bench-recover-{}", tdb.name));
+    let mut cfg = ServeConfig::new(dir.clone());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(tdb.url.clone());
+    cfg.tls = false;
+    cfg.verify = VerifyLevel::DecodeOnly;
+    let running = tapvault_server::start(cfg).await.unwrap();
+    let addr = running.grpc_addr.to_string();
+    let keys = tapvault_server::auth::Keys::ed25519_in(&dir).unwrap();
+    let scopes = tapvault_server::auth::Scope::parse_list("push,read").unwrap();
+
+    // The verifier's own cost per proof, on the real regtest proof.
+    // `recover`'s defaults: header and VM checks on.
+    let opts = tapvault_verify::Options {
+        header: true,
+        vm: true,
+    };
+    let mut valid = tapvault_codec::File::new();
+    valid.append_raw(common::regtest()[0].1.clone());
+    let valid = valid.encode();
+    let reps = 2000;
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        let f = tapvault_codec::File::decode(&valid).unwrap();
+        tapvault_verify::verify_file(&f, opts).unwrap();
+    }
+    let per_proof = t0.elapsed() / reps;
+
+    let mut points: Vec<(usize, usize)> = vec![(1_000, 1_000), (4_000, 4_000), (8_000, 8_000)];
+    if big {
+        points.push((100_000, 10_000));
+    }
+    println!("| tenant leaves | backup outputs | recover wall time | per output | + full verification (est.) | client peak RSS | server+bench peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    for (i, (leaves, outputs)) in points.into_iter().enumerate() {
+        let tenant = format!("r{i}");
+        tapvault_store::db::ensure_tenant(&running.db.pool, &tenant)
+            .await
+            .unwrap();
+        let token = tapvault_server::auth::issue(&running.db, &keys, &tenant, &scopes, 3600)
+            .await
+            .unwrap()
+            .0;
+        let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
+        let (mut b, _) = client::clients(ch, Some(&token)).unwrap();
+        // Older backups first (10,000 outputs each), the recovered one last.
+        let mut rest = leaves - outputs;
+        let mut k = 0;
+        while rest > 0 {
+            let n = rest.min(10_000);
+            b.push_wallet_backup(v1::PushWalletBackupRequest {
+                backup: backup_of(n, &format!("{tenant}-old-{k}")),
+                opaque: false,
+                source: "bench".into(),
+            })
+            .await
+            .unwrap();
+            rest -= n;
+            k += 1;
+        }
+        b.push_wallet_backup(v1::PushWalletBackupRequest {
+            backup: backup_of(outputs, &format!("{tenant}-new")),
+            opaque: false,
+            source: "bench".into(),
+        })
+        .await
+        .unwrap();
+        let out = dir.join(format!("out-{i}"));
+        let (took, client_mib, status) = timed(
+            std::process::Command::new(&bin)
+                .args(["recover", "--plaintext", "--quiet", "--server"])
+                .arg(&addr)
+                .arg("--out")
+                .arg(&out)
+                .env("TAPVAULT_TOKEN", &token),
+        );
+        // Exit 0 (all ok) or 2 (a report with problems: here, the synthetic
+        // commitments) both mean recovery ran to its end.
+        let code = status.code().unwrap_or(-1);
+        assert!(
+            matches!(code, 0 | 2) && out.join("report.json").exists(),
+            "recover failed: {status}"
+        );
+        let per = took / outputs as u32;
+        let with_verify = took + per_proof * outputs as u32;
+        println!(
+            "| {leaves} | {outputs} | {took:.2?} | {per:.2?} | {with_verify:.2?} | {client_mib:.0} MiB | {:.0} MiB |",
+            own_peak_mib()
+        );
+    }
+    println!("(full verification of one regtest genesis proof: {per_proof:.2?})");
+    running.shutdown().await;
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
