@@ -23,3 +23,11 @@ CREATE TRIGGER tapvault_token_changed AFTER UPDATE OR DELETE ON tenants
 -- recovery grew with the square of the outputs.
 CREATE INDEX universe_heads_prev ON universe_heads (tenant_id, prev_leaf_key)
     WHERE prev_leaf_key IS NOT NULL;
+
+-- A proof by output (GetProofFile, each step of a chain, recovery): the
+-- anchor index alone leaves every asset sharing the anchor output to be
+-- filtered (a batch transfer or a mint of many assets puts thousands
+-- there), so it now ends with the script key, then the id its newest-first
+-- order needs (else the planner may walk the primary key backwards instead).
+DROP INDEX universe_leaves_anchor;
+CREATE INDEX universe_leaves_anchor ON universe_leaves (tenant_id, anchor_txid, anchor_vout, script_key_x, id);

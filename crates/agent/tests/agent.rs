@@ -77,7 +77,10 @@ async fn status(s: &TestServer, token: &str) -> v1::StatusResponse {
     )
     .unwrap();
     let (mut b, _) = client::clients(ch, Some(token)).unwrap();
-    b.status(v1::StatusRequest {}).await.unwrap().into_inner()
+    b.status(v1::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// Polls `f` until it holds or `limit` passes; how long it took.

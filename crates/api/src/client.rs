@@ -108,6 +108,11 @@ pub fn channel(addr: &str, trust: &Trust) -> Result<Channel> {
     let ep = Endpoint::from_shared(format!("http://{addr}"))
         .with_context(|| format!("bad server address {addr:?}"))?
         .tcp_nodelay(true)
+        // Proof files, pages of leaves and backups are megabytes: HTTP/2's
+        // default 64 KiB window makes each of them a chain of window
+        // updates (recovery pulls hundreds of megabytes).
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(8 << 20))
         .connect_timeout(std::time::Duration::from_secs(10));
     match trust {
         Trust::Plaintext => Ok(ep.connect_lazy()),

@@ -16,7 +16,7 @@ use tapvault_codec::backup::{AssetBackup, WalletBackup, VERSION_RAW};
 use tapvault_codec::primitives::sha256;
 use tapvault_codec::universe::universe_leaf_sum;
 use tapvault_codec::{File, ProofType};
-use tapvault_mssmt::MemTree;
+use tapvault_mssmt::{LeafUpdate, MemTree};
 use tapvault_verify::Options;
 
 #[derive(Args, Debug)]
@@ -131,12 +131,15 @@ fn write_new(path: &Path, data: &[u8], force: bool) -> Result<()> {
 /// Runs the recovery; the report says whether everything was found.
 pub async fn run(a: RecoverArgs) -> Result<Report> {
     let (mut b, mut u) = a.remote.clients()?;
+
     let opts = Options {
         header: !a.no_header,
         vm: !a.no_vm,
     };
     let st = b
-        .status(v1::StatusRequest {})
+        .status(v1::StatusRequest {
+            skip_coverage: true,
+        })
         .await
         .map_err(|e| status_msg("server status", e))?
         .into_inner();
@@ -179,7 +182,8 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
                 .push(format!("wallet backup {}: content hash mismatch", info.id));
             continue;
         }
-        match WalletBackup::decode(&raw) {
+        let d = WalletBackup::decode(&raw);
+        match d {
             Ok(wb) => blobs.push((info, wb, raw)),
             Err(e) => rep
                 .mismatches
@@ -254,10 +258,18 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} outputs {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
+        let mut ahead = Prefetch::new(
+            &b,
+            wb.assets
+                .iter()
+                .map(|e| (e.anchor_outpoint, e.asset.script_key.0))
+                .collect(),
+        );
         for e in &wb.assets {
             listed.insert((e.anchor_outpoint, e.asset.script_key.x_only()));
+            let first = ahead.next().await;
             let (mut ar, entry) =
-                recover_output(&mut b, e, &locators, &done, opts, &a, &mut rep).await?;
+                recover_output(&mut b, e, first, &locators, &done, opts, &a, &mut rep).await?;
             if wb.version != VERSION_RAW && matches!(ar.status.as_str(), "missing" | "invalid") {
                 ar.notes.push(format!(
                     "the TAPBAK v{} entry carries {}: importing original.tapbak lets tapd rebuild it from the chain and its universe",
@@ -284,7 +296,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             continue;
         }
         let (mut ar, entry) =
-            recover_output(&mut b, e, &locators, &done, opts, &a, &mut rep).await?;
+            recover_output(&mut b, e, None, &locators, &done, opts, &a, &mut rep).await?;
         ar.notes.push(format!(
             "not in the wallet backup ({reason}): recovered from the agent's inventory and the server's chain"
         ));
@@ -519,11 +531,61 @@ async fn inventory_entry(
     Ok(Some(e))
 }
 
+type Fetched = Result<v1::GetProofFileResponse, tonic::Status>;
+
+/// The proof files of a list of outputs, fetched [`Prefetch::AHEAD`] at a
+/// time ahead of the one being recovered: recovery is one call per output,
+/// and waiting for each in turn made it a chain of round trips.
+struct Prefetch {
+    b: tapvault_api::client::BackupClient,
+    keys: Vec<(OutPoint, [u8; 33])>,
+    next: usize,
+    pending: std::collections::VecDeque<tokio::task::JoinHandle<Fetched>>,
+}
+
+impl Prefetch {
+    const AHEAD: usize = 64;
+
+    fn new(b: &tapvault_api::client::BackupClient, keys: Vec<(OutPoint, [u8; 33])>) -> Self {
+        Prefetch {
+            b: b.clone(),
+            keys,
+            next: 0,
+            pending: Default::default(),
+        }
+    }
+
+    /// The next output's answer, in list order.
+    async fn next(&mut self) -> Option<Fetched> {
+        while self.pending.len() < Self::AHEAD && self.next < self.keys.len() {
+            let (op, sk) = self.keys[self.next];
+            self.next += 1;
+            let mut b = self.b.clone();
+            self.pending.push_back(tokio::spawn(async move {
+                b.get_proof_file(v1::GetProofFileRequest {
+                    outpoint: Some(op_pb(&op)),
+                    script_key: sk.to_vec(),
+                })
+                .await
+                .map(|r| r.into_inner())
+            }));
+        }
+        let h = self.pending.pop_front()?;
+        Some(
+            h.await.unwrap_or_else(|e| {
+                Err(tonic::Status::internal(format!("fetch task failed: {e}")))
+            }),
+        )
+    }
+}
+
 /// One output of the backup: follow it forward to the newest output the
 /// wallet holds keys for, take the newest complete chain, verify it.
+#[allow(clippy::too_many_arguments)]
 async fn recover_output(
     b: &mut tapvault_api::client::BackupClient,
     e: &AssetBackup,
+    mut first: Option<Fetched>,
     locators: &HashMap<(OutPoint, [u8; 32]), AssetBackup>,
     done: &std::collections::HashSet<(OutPoint, [u8; 32])>,
     opts: Options,
@@ -539,14 +601,18 @@ async fn recover_output(
     let mut cur = e.clone();
     let mut resp = None;
     for _ in 0..10_000 {
-        let r = b
-            .get_proof_file(v1::GetProofFileRequest {
-                outpoint: Some(op_pb(&cur.anchor_outpoint)),
-                script_key: cur.asset.script_key.0.to_vec(),
-            })
-            .await;
+        let r = match first.take() {
+            Some(r) => r,
+            None => b
+                .get_proof_file(v1::GetProofFileRequest {
+                    outpoint: Some(op_pb(&cur.anchor_outpoint)),
+                    script_key: cur.asset.script_key.0.to_vec(),
+                })
+                .await
+                .map(|r| r.into_inner()),
+        };
         let r = match r {
-            Ok(r) => r.into_inner(),
+            Ok(r) => r,
             Err(s) if s.code() == tonic::Code::NotFound => break,
             Err(s) => return Err(status_msg("fetching a proof file", s)),
         };
@@ -799,19 +865,26 @@ async fn check_log(a: &RecoverArgs, rep: &mut Report) -> Result<()> {
 
 /// Recomputes every universe tree from the stored leaves and compares its
 /// root with the one the server's universe RPC reports.
+/// A universe tree: (universe id, proof type code).
+type TreeId = ([u8; 32], i32);
+
 async fn check_roots(
     b: &mut tapvault_api::client::BackupClient,
     u: &mut tapvault_api::client::UniverseClient,
     rep: &mut Report,
 ) -> Result<()> {
-    let mut local: BTreeMap<([u8; 32], i32), MemTree> = BTreeMap::new();
-    for offset in (0..).step_by(1024) {
+    // Every tree's leaves first, then one batch update per tree: inserting
+    // one by one re-hashed each leaf's path as later leaves pushed it down.
+    // Pages at the server's maximum: offset paging rereads what it skips.
+    const PAGE: i32 = 16_384;
+    let mut leaves: BTreeMap<([u8; 32], i32), Vec<LeafUpdate>> = BTreeMap::new();
+    for offset in (0..).step_by(PAGE as usize) {
         let r = b
             .list_leaves(v1::ListLeavesRequest {
                 selector: Some(v1::list_leaves_request::Selector::All(true)),
                 include_proofs: true,
                 offset,
-                limit: 1024,
+                limit: PAGE,
             })
             .await
             .map_err(|e| status_msg("listing leaves", e))?
@@ -826,15 +899,48 @@ async fn check_roots(
             };
             let uid: [u8; 32] = l.universe_id.as_slice().try_into().unwrap_or([0; 32]);
             let key: [u8; 32] = l.leaf_key.as_slice().try_into().unwrap_or([0; 32]);
-            local
-                .entry((uid, code))
-                .or_default()
-                .insert(key, &l.proof, universe_leaf_sum(ty, l.amount))
-                .map_err(|e| anyhow::anyhow!("local tree: {e}"))?;
+            leaves.entry((uid, code)).or_default().push(LeafUpdate::new(
+                key,
+                &l.proof,
+                universe_leaf_sum(ty, l.amount),
+            ));
         }
         if !r.has_more {
             break;
         }
+    }
+    // The trees are independent: built on every core.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut jobs: Vec<Vec<(TreeId, Vec<LeafUpdate>)>> = vec![Vec::new(); threads];
+    for (i, job) in leaves.into_iter().enumerate() {
+        jobs[i % threads].push(job);
+    }
+    let built: Vec<Result<Vec<(TreeId, MemTree)>>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = jobs
+            .into_iter()
+            .map(|js| {
+                sc.spawn(move || {
+                    js.into_iter()
+                        .map(|(k, ups)| {
+                            let mut t = MemTree::new();
+                            t.apply(ups)
+                                .map_err(|e| anyhow::anyhow!("local tree: {e}"))?;
+                            Ok((k, t))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a tree builder panicked")))
+            })
+            .collect()
+    });
+    let mut local: BTreeMap<([u8; 32], i32), MemTree> = BTreeMap::new();
+    for r in built {
+        local.extend(r?);
     }
     let mut server: BTreeMap<([u8; 32], i32), (Vec<u8>, i64)> = BTreeMap::new();
     for offset in (0..).step_by(512) {

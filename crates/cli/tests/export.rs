@@ -140,7 +140,11 @@ async fn answers(r: &tapvault_server::Running, chain: &[Vec<u8>]) -> Vec<String>
             .unwrap()
             .into_inner()
     ));
-    let mut st = b.status(v1::StatusRequest {}).await.unwrap().into_inner();
+    let mut st = b
+        .status(v1::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     st.newest_backup_age_seconds = 0;
     for i in [&mut st.newest_backup, &mut st.newest_opaque_backup]
         .into_iter()

@@ -71,7 +71,11 @@ async fn a_read_only_server_on_the_standby_serves_recovery_while_the_primary_is_
     let addr = ro.grpc_addr.to_string();
     let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
     let (mut b, mut u) = client::clients(ch.clone(), None).unwrap();
-    let st = b.status(v1::StatusRequest {}).await.unwrap().into_inner();
+    let st = b
+        .status(v1::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((st.num_wallet_backups, st.num_proofs), (1, 3));
     let leaves = b
         .list_leaves(v1::ListLeavesRequest {

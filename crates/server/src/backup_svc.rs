@@ -835,6 +835,7 @@ impl Backup for BackupService {
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let t = tenant(&req)?;
+        let coverage = !req.get_ref().skip_coverage;
         let mut conn = self
             .db
             .pool
@@ -858,7 +859,7 @@ impl Backup for BackupService {
             .unwrap_or(0);
         let (mut covered, mut uncovered) = (0u32, Vec::new());
         let mut in_backup: HashSet<(OutPoint, [u8; 32])> = HashSet::new();
-        if let Some((_, raw)) = &newest {
+        if let Some((_, raw)) = newest.as_ref().filter(|_| coverage) {
             let wb = WalletBackup::decode(raw)
                 .map_err(|e| crate::errors::internal("stored backup does not decode", e))?;
             for a in &wb.assets {
@@ -878,7 +879,7 @@ impl Backup for BackupService {
         let run = si::newest_run(&self.db, t).await.map_err(store_err)?;
         let (mut inv_n, mut inv_cov, mut inv_uncov, mut collector_only) =
             (0u32, 0u32, Vec::new(), Vec::new());
-        if run.is_some() {
+        if run.is_some() && coverage {
             let mut conn = self
                 .db
                 .pool

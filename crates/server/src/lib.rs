@@ -327,7 +327,12 @@ async fn start_on(
         .with_context(|| format!("binding HTTP on {}", cfg.http_listen))?;
     let http_addr = http_listener.local_addr()?;
 
-    let builder = tonic::transport::Server::builder();
+    // Pushes of proof files and backups are megabytes: a window larger than
+    // HTTP/2's default 64 KiB lets them stream without a window update per
+    // 64 KiB (the large-call budget still bounds what is held at once).
+    let builder = tonic::transport::Server::builder()
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(4 << 20);
     let mut cert_pem = None;
     let mut tls_config = None;
     if cfg.tls {

@@ -116,7 +116,11 @@ async fn wallet_backups_of_every_version_round_trip_and_file_their_proofs() {
     assert_eq!(leaves.leaves[0].proof, chain[2]);
     assert!(leaves.leaves[0].in_universe);
     // Status: the newest backup's three outputs all have full chains.
-    let st = b.status(v1::StatusRequest {}).await.unwrap().into_inner();
+    let st = b
+        .status(v1::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(st.num_wallet_backups, 3);
     assert_eq!((st.outputs_covered, st.outputs_not_covered), (3, 0));
     assert_eq!(st.num_proofs, 3);

@@ -620,6 +620,9 @@ impl TryFrom<LeafDbRow> for LeafRow {
 }
 
 /// Leaves (every stored version) matching `f`, newest first.
+/// The page is chosen from the leaves alone and only its rows are joined
+/// to their proofs and heads: joining first made every page of a large
+/// tenant hash the whole proofs table.
 pub async fn list_leaves(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -650,14 +653,15 @@ pub async fn list_leaves(
             l.group_key, l.anchor_txid, l.anchor_vout, l.script_key, l.amount, l.block_height,
             l.asset_name, h.leaf_id = l.id AS is_head, COALESCE(h.complete, FALSE) AS complete,
             CASE WHEN $4 THEN p.raw END AS raw, tapvault_micros(l.inserted_at) AS inserted_at
-         FROM universe_leaves l
+         FROM (SELECT * FROM universe_leaves l
+               WHERE l.tenant_id = $1 AND ($2::BYTEA IS NULL OR TRUE)
+                 AND ($3::INT IS NULL OR TRUE) AND {cond}
+               ORDER BY l.id DESC OFFSET $5 LIMIT $6) l
          JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
          LEFT JOIN universe_heads h ON h.tenant_id = l.tenant_id
            AND h.universe_id = l.universe_id AND h.proof_type = l.proof_type
            AND h.leaf_key = l.leaf_key
-         WHERE l.tenant_id = $1 AND ($2::BYTEA IS NULL OR TRUE) AND ($3::INT IS NULL OR TRUE)
-           AND {cond}
-         ORDER BY l.id DESC OFFSET $5 LIMIT $6"
+         ORDER BY l.id DESC"
     );
     sqlx::query_as::<_, LeafDbRow>(AssertSqlSafe(q))
         .bind(tenant)
@@ -673,6 +677,14 @@ pub async fn list_leaves(
         .collect()
 }
 
+/// Asked for every proof of every chain served: an index lookup on the
+/// whole output key (a test checks its plan).
+pub const PROOF_AT: &str = "SELECT p.raw FROM universe_leaves l
+     JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+     WHERE l.tenant_id = $1 AND l.anchor_txid = $2 AND l.anchor_vout = $3
+       AND l.script_key_x = $4
+     ORDER BY l.id DESC LIMIT 1";
+
 /// The newest stored proof for the output `(anchor, script key)`: the head
 /// of the leaf keyed by them, in whichever universe holds it.
 pub async fn proof_at(
@@ -681,19 +693,13 @@ pub async fn proof_at(
     anchor: &OutPoint,
     script_key_x: &[u8; 32],
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let raw: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT p.raw FROM universe_leaves l
-         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
-         WHERE l.tenant_id = $1 AND l.anchor_txid = $2 AND l.anchor_vout = $3
-           AND l.script_key_x = $4
-         ORDER BY l.id DESC LIMIT 1",
-    )
-    .bind(tenant)
-    .bind(&anchor.txid.as_byte_array()[..])
-    .bind(anchor.vout as i32)
-    .bind(&script_key_x[..])
-    .fetch_optional(&mut *conn)
-    .await?;
+    let raw: Option<Vec<u8>> = sqlx::query_scalar(PROOF_AT)
+        .bind(tenant)
+        .bind(&anchor.txid.as_byte_array()[..])
+        .bind(anchor.vout as i32)
+        .bind(&script_key_x[..])
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(raw)
 }
 
