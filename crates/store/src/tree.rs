@@ -180,17 +180,6 @@ impl<'c> PgTree<'c> {
             nodes_written: 0,
         }
     }
-    /// A writer whose root row the caller already locked in this
-    /// transaction ([`lock_root`]), e.g. to lock many trees in a fixed order.
-    pub fn locked_writer(
-        conn: &'c mut PgConnection,
-        tenant: TenantId,
-        namespace: impl Into<String>,
-        cache: NodeCache,
-    ) -> Self {
-        // Reading the root needs no lock then; writing works the same.
-        Self::reader(conn, tenant, namespace, cache)
-    }
     /// A reader: sees the last committed root, takes no locks.
     pub fn reader(
         conn: &'c mut PgConnection,

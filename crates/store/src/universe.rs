@@ -5,7 +5,7 @@
 use crate::db::{Db, StoreError};
 use crate::tenants::TenantId;
 use crate::time::Timestamp;
-use crate::tree::{lock_roots, PgTree, RootedReader, TreeRows, TxTrees};
+use crate::tree::{lock_roots, RootedReader, TreeRows, TxTrees};
 use bitcoin::hashes::Hash as _;
 use bitcoin::OutPoint;
 // Dynamic SQL here is only ever built from constant fragments (column lists,
@@ -113,10 +113,7 @@ pub async fn insert_leaves(
     tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<Vec<InsertResult>, StoreError> {
-    let mut tx = db.pool.begin().await?;
-    let out = insert_leaves_tx(&mut tx, db, tenant, leaves).await?;
-    tx.commit().await?;
-    Ok(out)
+    insert_in_own_tx(db, tenant, leaves, false).await
 }
 
 /// [`insert_leaves`], with each leaf's [`LeafProofs`] computed in the same
@@ -127,9 +124,18 @@ pub async fn insert_leaves_answered(
     tenant: TenantId,
     leaves: &[NewLeaf],
 ) -> Result<Vec<InsertResult>, StoreError> {
+    insert_in_own_tx(db, tenant, leaves, true).await
+}
+
+async fn insert_in_own_tx(
+    db: &Db,
+    tenant: TenantId,
+    leaves: &[NewLeaf],
+    answers: bool,
+) -> Result<Vec<InsertResult>, StoreError> {
     let mut tx = db.pool.begin().await?;
     let locked = lock_trees(&mut tx, tenant, leaves).await?;
-    let out = file_locked(&mut tx, db, tenant, leaves, locked, true).await?;
+    let out = file_locked(&mut tx, db, tenant, leaves, locked, answers).await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -335,6 +341,7 @@ async fn file_rows(
     let mut work: Vec<TreeWork> = Vec::new();
     let mut run: Vec<PendingRow> = Vec::new();
     let mut run_keys: std::collections::HashSet<HeadKey> = Default::default();
+    let mut proof_hashes: Vec<[u8; 32]> = Vec::with_capacity(leaves.len());
     for leaf in leaves {
         let ty = type_code(leaf.proof_type);
         let hk: HeadKey = (leaf.universe_id, ty, leaf.leaf_key);
@@ -345,6 +352,7 @@ async fn file_rows(
             run_keys.insert(hk);
         }
         let proof_hash = sha256(&[&leaf.raw]);
+        proof_hashes.push(proof_hash);
         let (outcome, version, complete) = match st.heads.get(&hk) {
             Some(h) if h.proof_hash == proof_hash => {
                 (InsertOutcome::Duplicate, h.version, h.complete)
@@ -400,11 +408,10 @@ async fn file_rows(
     // version pushed again, nor one a later leaf of the batch replaced).
     let head_is_this = leaves
         .iter()
-        .map(|leaf| {
+        .zip(&proof_hashes)
+        .map(|(leaf, ph)| {
             let hk: HeadKey = (leaf.universe_id, type_code(leaf.proof_type), leaf.leaf_key);
-            st.heads
-                .get(&hk)
-                .is_some_and(|h| h.proof_hash == sha256(&[&leaf.raw]))
+            st.heads.get(&hk).is_some_and(|h| h.proof_hash == *ph)
         })
         .collect();
     Ok((out, work, head_is_this))
@@ -1042,31 +1049,6 @@ impl TryFrom<LeafRow> for StoredLeaf {
     }
 }
 
-/// The newest version of a leaf.
-pub async fn leaf(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    uid: &[u8; 32],
-    ty: ProofType,
-    key: &[u8; 32],
-) -> Result<Option<StoredLeaf>, StoreError> {
-    let q = format!(
-        "SELECT {LEAF_COLUMNS} FROM universe_heads h
-         JOIN universe_leaves l ON l.id = h.leaf_id
-         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
-         WHERE h.tenant_id = $1 AND h.universe_id = $2 AND h.proof_type = $3 AND h.leaf_key = $4"
-    );
-    sqlx::query_as::<_, LeafRow>(AssertSqlSafe(q))
-        .bind(tenant)
-        .bind(&uid[..])
-        .bind(type_code(ty))
-        .bind(&key[..])
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(StoredLeaf::try_from)
-        .transpose()
-}
-
 /// A leaf's head with its proofs, from one statement (the leaf and both
 /// roots in one snapshot) and the node cache: what QueryProof answers.
 pub async fn leaf_answer(
@@ -1167,20 +1149,6 @@ pub async fn leaves_page(
         .into_iter()
         .map(StoredLeaf::try_from)
         .collect()
-}
-
-/// Root and compressed proof of `key` in tree `ns`.
-pub async fn tree_proof(
-    conn: &mut PgConnection,
-    db: &Db,
-    tenant: TenantId,
-    ns: &str,
-    key: &[u8; 32],
-) -> Result<(Node, CompressedProof), StoreError> {
-    let mut t = Tree::new(PgTree::reader(conn, tenant, ns, db.cache.clone()));
-    let root = t.root().await.map_err(tree_err)?;
-    let p = t.proof(key).await.map_err(tree_err)?;
-    Ok((root, p.compress()))
 }
 
 #[derive(Clone, Debug, Default)]
