@@ -12,8 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tapvault_server::proto::universerpc::universe_client::UniverseClient;
-use tapvault_server::{ServeConfig, VerifyLevel};
-use tapvault_store::db::testdb;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -33,18 +31,13 @@ async fn main() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    let tdb = testdb::create().await;
-    let dir = std::env::temp_dir().join(format!("tapvault-bench-{}", tdb.name));
-    let mut cfg = ServeConfig::new(dir.clone());
-    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.database_url = Some(tdb.url.clone());
-    cfg.tls = false;
-    cfg.verify = VerifyLevel::DecodeOnly;
     // One tenant, no tokens: the bench measures ingest, not JWT checks.
-    cfg.auth = false;
-    cfg.max_db_connections = (k as u32 + 4).max(8);
-    let running = tapvault_server::start(cfg).await.unwrap();
+    let srv = common::server("ingest", &[], |c| {
+        c.auth = false;
+        c.max_db_connections = (k as u32 + 4).max(8);
+    })
+    .await;
+    let running = &srv.running;
     let ch = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr))
         .unwrap()
         .connect()
@@ -86,7 +79,5 @@ async fn main() {
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99)
     );
-    running.shutdown().await;
-    tdb.drop_db().await;
-    let _ = std::fs::remove_dir_all(dir);
+    srv.stop().await;
 }

@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tapvault_api::proto::tapvault_v1 as v1;
 use tapvault_api::receipts as rc;
-use tapvault_server::{ServeConfig, VerifyLevel};
-use tapvault_store::db::testdb;
 
 const TRIGGERS: [&str; 4] = [
     "universe_leaves_log ON universe_leaves",
@@ -54,17 +52,12 @@ async fn main() {
             .unwrap_or(d)
     };
     let (n, k, audit_items) = (arg(1, 3000), arg(2, 16), arg(3, 100_000));
-    let tdb = testdb::create().await;
-    let dir = std::env::temp_dir().join(format!("tapvault-bench-log-{}", tdb.name));
-    let mut cfg = ServeConfig::new(dir.clone());
-    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.database_url = Some(tdb.url.clone());
-    cfg.tls = false;
-    cfg.auth = false;
-    cfg.verify = VerifyLevel::DecodeOnly;
-    cfg.max_db_connections = (k as u32 + 4).max(8);
-    let running = tapvault_server::start(cfg).await.unwrap();
+    let srv = common::server("log", &[], |c| {
+        c.auth = false;
+        c.max_db_connections = (k as u32 + 4).max(8);
+    })
+    .await;
+    let running = &srv.running;
     let pool = running.db.pool.clone();
     let ch = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr))
         .unwrap()
@@ -179,12 +172,7 @@ async fn main() {
         entries.len(),
         t0.elapsed()
     );
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("tapvault"));
-    match bin.filter(|p| p.exists()) {
+    match common::tapvault_bin() {
         Some(bin) => {
             let t0 = Instant::now();
             let o = std::process::Command::new(&bin)
@@ -205,7 +193,5 @@ async fn main() {
         }
         None => println!("(build `tapvault` in the same profile to time `tapvault audit` itself)"),
     }
-    running.shutdown().await;
-    tdb.drop_db().await;
-    let _ = std::fs::remove_dir_all(dir);
+    srv.stop().await;
 }

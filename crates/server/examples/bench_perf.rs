@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use tapvault_api::client::{self, Trust};
 use tapvault_server::proto::tapvault_v1 as v1;
 use tapvault_server::proto::universerpc as pb;
-use tapvault_server::{ServeConfig, VerifyLevel};
-use tapvault_store::db::testdb;
 
 const K: usize = 16;
 
@@ -73,33 +71,13 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(4000);
     let big = std::env::var("TAPVAULT_BENCH_BIG").is_ok();
-    let tdb = testdb::create().await;
     let tenants = ["t0", "t1", "t2", "t3"];
-    for t in tenants {
-        tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
-            .await
-            .unwrap();
-    }
-    let dir = std::env::temp_dir().join(format!("tapvault-bench-perf-{}", tdb.name));
-    let mut cfg = ServeConfig::new(dir.clone());
-    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.database_url = Some(tdb.url.clone());
-    cfg.tls = false;
-    cfg.verify = VerifyLevel::DecodeOnly;
-    cfg.max_db_connections = 24;
-    let running = tapvault_server::start(cfg).await.unwrap();
-    let addr = running.grpc_addr.to_string();
-    let keys = tapvault_server::auth::Keys::ed25519_in(&dir).unwrap();
-    let scopes = tapvault_server::auth::Scope::parse_list("push,read").unwrap();
+    let srv = common::server("perf", &tenants, |c| c.max_db_connections = 24).await;
+    let running = &srv.running;
+    let addr = srv.addr();
     let mut tokens = Vec::new();
     for t in tenants {
-        tokens.push(
-            tapvault_server::auth::issue(&running.db, &keys, t, &scopes, 3600)
-                .await
-                .unwrap()
-                .0,
-        );
+        tokens.push(srv.token(t).await);
     }
     let mut rows = Vec::new();
 
@@ -232,7 +210,5 @@ async fn main() {
             r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default()
         );
     }
-    running.shutdown().await;
-    tdb.drop_db().await;
-    let _ = std::fs::remove_dir_all(dir);
+    srv.stop().await;
 }

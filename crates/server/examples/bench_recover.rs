@@ -20,8 +20,6 @@ mod common;
 use std::time::{Duration, Instant};
 use tapvault_api::client::{self, Trust};
 use tapvault_server::proto::tapvault_v1 as v1;
-use tapvault_server::{ServeConfig, VerifyLevel};
-use tapvault_store::db::testdb;
 
 fn backup_of(n: usize, tag: &str) -> Vec<u8> {
     let assets = common::synthetic(n, tag)
@@ -73,25 +71,11 @@ fn timed(cmd: &mut std::process::Command) -> (Duration, f64, std::process::ExitS
 #[tokio::main]
 async fn main() {
     let big = std::env::var("TAPVAULT_BENCH_BIG").is_ok();
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("tapvault"))
-        .filter(|p| p.exists())
+    let bin = common::tapvault_bin()
         .expect("build `tapvault` in the same profile first (cargo build --release -p tapvault)");
-    let tdb = testdb::create().await;
-    let dir = std::env::temp_dir().join(format!("tapvault-bench-recover-{}", tdb.name));
-    let mut cfg = ServeConfig::new(dir.clone());
-    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.database_url = Some(tdb.url.clone());
-    cfg.tls = false;
-    cfg.verify = VerifyLevel::DecodeOnly;
-    let running = tapvault_server::start(cfg).await.unwrap();
-    let addr = running.grpc_addr.to_string();
-    let keys = tapvault_server::auth::Keys::ed25519_in(&dir).unwrap();
-    let scopes = tapvault_server::auth::Scope::parse_list("push,read").unwrap();
+    let srv = common::server("recover", &[], |_| {}).await;
+    let running = &srv.running;
+    let addr = srv.addr();
 
     // The verifier's own cost per proof, on the real regtest proof.
     // `recover`'s defaults: header and VM checks on.
@@ -121,10 +105,7 @@ async fn main() {
         tapvault_store::db::ensure_tenant(&running.db.pool, &tenant)
             .await
             .unwrap();
-        let token = tapvault_server::auth::issue(&running.db, &keys, &tenant, &scopes, 3600)
-            .await
-            .unwrap()
-            .0;
+        let token = srv.token(&tenant).await;
         let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
         let (mut b, _) = client::clients(ch, Some(&token)).unwrap();
         // Older backups first (10,000 outputs each), the recovered one last.
@@ -149,7 +130,7 @@ async fn main() {
         })
         .await
         .unwrap();
-        let out = dir.join(format!("out-{i}"));
+        let out = srv.dir.join(format!("out-{i}"));
         let (took, client_mib, status) = timed(
             std::process::Command::new(&bin)
                 .args(["recover", "--plaintext", "--quiet", "--server"])
@@ -173,7 +154,5 @@ async fn main() {
         );
     }
     println!("(full verification of one regtest genesis proof: {per_proof:.2?})");
-    running.shutdown().await;
-    tdb.drop_db().await;
-    let _ = std::fs::remove_dir_all(dir);
+    srv.stop().await;
 }

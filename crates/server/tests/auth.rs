@@ -52,6 +52,18 @@ async fn record(s: &TestServer, jti: &str, tenant: &str) {
     .unwrap();
 }
 
+/// A new push,read token of alice, used once (so its record is cached), and
+/// its jti.
+async fn used_token(s: &TestServer, c: &mut UniverseClient<Channel>) -> (String, String) {
+    let tok = s.token("alice", "push,read", 3600).await;
+    c.info(with_token(pb::InfoRequest {}, &tok)).await.unwrap();
+    let jti: String = sqlx::query_scalar("SELECT jti FROM tokens ORDER BY issued_at DESC LIMIT 1")
+        .fetch_one(&s.running().db.pool)
+        .await
+        .unwrap();
+    (tok, jti)
+}
+
 async fn info_err(c: &mut UniverseClient<Channel>, token: Option<&str>) -> tonic::Status {
     let req = match token {
         Some(t) => with_token(pb::InfoRequest {}, t),
@@ -147,12 +159,7 @@ async fn every_rejection_says_why() {
     assert!(e.message().contains("`push` scope"), "{e}");
 
     // Issued, used, revoked → refused on the next call.
-    let tok = s.token("alice", "push,read", 3600).await;
-    c.info(with_token(pb::InfoRequest {}, &tok)).await.unwrap();
-    let jti: String = sqlx::query_scalar("SELECT jti FROM tokens ORDER BY issued_at DESC LIMIT 1")
-        .fetch_one(&s.running().db.pool)
-        .await
-        .unwrap();
+    let (tok, jti) = used_token(&s, &mut c).await;
     assert!(tapvault_server::auth::revoke(&s.running().db, &jti, None)
         .await
         .unwrap());
@@ -162,12 +169,7 @@ async fn every_rejection_says_why() {
     // Token records are cached; a revocation made by another process (the
     // CLI on the database, a second server) reaches the cache through the
     // database's notification, well within the cache's 10 s bound.
-    let tok = s.token("alice", "push,read", 3600).await;
-    c.info(with_token(pb::InfoRequest {}, &tok)).await.unwrap();
-    let jti: String = sqlx::query_scalar("SELECT jti FROM tokens ORDER BY issued_at DESC LIMIT 1")
-        .fetch_one(&s.running().db.pool)
-        .await
-        .unwrap();
+    let (tok, jti) = used_token(&s, &mut c).await;
     // A pool of its own: not the server's Db, so its cache is not told.
     let other = sqlx::PgPool::connect(&s.tdb.as_ref().unwrap().url)
         .await

@@ -65,3 +65,67 @@ pub async fn raw_insert_rate(pool: &sqlx::PgPool, items: Items, k: usize) -> f64
     }
     items.len() as f64 / start.elapsed().as_secs_f64()
 }
+
+/// A bench's server on a fresh database: loopback ports, plaintext,
+/// `decode-only` (the synthetic proofs are not valid commitments), tokens
+/// on; `f` adjusts the rest.
+pub struct Server {
+    pub tdb: tapvault_store::db::testdb::TestDb,
+    pub dir: std::path::PathBuf,
+    pub running: tapvault_server::Running,
+}
+
+pub async fn server(
+    name: &str,
+    tenants: &[&str],
+    f: impl FnOnce(&mut tapvault_server::ServeConfig),
+) -> Server {
+    let tdb = tapvault_store::db::testdb::create().await;
+    for t in tenants {
+        tapvault_store::db::ensure_tenant(&tdb.db.pool, t)
+            .await
+            .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("tapvault-bench-{name}-{}", tdb.name));
+    let mut cfg = tapvault_server::ServeConfig::new(dir.clone());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(tdb.url.clone());
+    cfg.tls = false;
+    cfg.verify = tapvault_server::VerifyLevel::DecodeOnly;
+    f(&mut cfg);
+    let running = tapvault_server::start(cfg).await.unwrap();
+    Server { tdb, dir, running }
+}
+
+impl Server {
+    pub fn addr(&self) -> String {
+        self.running.grpc_addr.to_string()
+    }
+
+    /// A push,read token of `tenant`, valid for an hour.
+    pub async fn token(&self, tenant: &str) -> String {
+        let keys = tapvault_server::auth::Keys::ed25519_in(&self.dir).unwrap();
+        let scopes = tapvault_server::auth::Scope::parse_list("push,read").unwrap();
+        tapvault_server::auth::issue(&self.running.db, &keys, tenant, &scopes, 3600)
+            .await
+            .unwrap()
+            .0
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown().await;
+        self.tdb.drop_db().await;
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+/// The `tapvault` binary built in the bench's own profile, if it is.
+pub fn tapvault_bin() -> Option<std::path::PathBuf> {
+    std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()
+        .map(|p| p.join("tapvault"))
+        .filter(|p| p.exists())
+}
