@@ -1,11 +1,12 @@
 //! The ingest and read figures of docs/PERFORMANCE.md, one table per run,
 //! every rate also as a ratio to raw PostgreSQL measured in the same run:
-//! `cargo run --release -p tapvault-server --example bench_perf [N]`
+//! `cargo run --release -p tapvault-server --example bench_perf [N] [LEVEL]`
 //!
 //! N (default 4000) distinct 1,039-byte proofs per scenario, 16 clients,
-//! `decode-only` (the synthetic proofs are the regtest genesis proof with new
-//! script keys or asset tags: valid bytes, not valid commitments), plaintext,
-//! tokens on. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point.
+//! plaintext, tokens on, the server verifying at LEVEL (default `full`; also
+//! `decode-only`, `no-header`). The proofs are the regtest genesis proof
+//! with new script keys or asset tags, re-anchored by the forge so that each
+//! passes full verification. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -70,9 +71,18 @@ async fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(4000);
+    let level: tapvault_server::VerifyLevel = std::env::args()
+        .nth(2)
+        .map(|s| s.parse().expect("LEVEL"))
+        .unwrap_or(tapvault_server::VerifyLevel::Full);
     let big = std::env::var("TAPVAULT_BENCH_BIG").is_ok();
     let tenants = ["t0", "t1", "t2", "t3"];
-    let srv = common::server("perf", &tenants, |c| c.max_db_connections = 24).await;
+    let srv = common::server("perf", &tenants, |c| {
+        c.max_db_connections = 24;
+        c.verify = level;
+    })
+    .await;
+    println!("verify {level:?}, {n} proofs per scenario, {K} clients");
     let running = &srv.running;
     let addr = srv.addr();
     let mut tokens = Vec::new();
@@ -83,7 +93,7 @@ async fn main() {
 
     // Raw PostgreSQL: the same bytes, one row and one commit each, K
     // connections. Every ratio below is against this.
-    let items = Arc::new(common::synthetic(n, "raw"));
+    let items = Arc::new(common::forged(n, "raw"));
     let raw = common::raw_insert_rate(&running.db.pool, items, K).await;
     rows.push(Row {
         name: format!("raw PostgreSQL, one row + commit each ({n} rows)"),
@@ -92,7 +102,7 @@ async fn main() {
     });
 
     // One asset, one tenant.
-    let one = push(&addr, &tokens[..1], Arc::new(common::synthetic(n, "one"))).await;
+    let one = push(&addr, &tokens[..1], Arc::new(common::forged(n, "one"))).await;
     rows.push(Row {
         name: format!("InsertProof, 1 tenant, 1 asset ({n} leaves)"),
         value: format!("{one:.0} proofs/s"),
@@ -102,7 +112,7 @@ async fn main() {
     // Many assets, 10 leaves each.
     let mut many = Vec::new();
     for a in 0..n / 10 {
-        many.extend(common::synthetic(10, &format!("asset-{a}")));
+        many.extend(common::forged(10, &format!("asset-{a}")));
     }
     let many_rate = push(&addr, &tokens[..1], Arc::new(many)).await;
     rows.push(Row {
@@ -112,7 +122,7 @@ async fn main() {
     });
 
     // Four tenants at once (the clients spread over them).
-    let four = push(&addr, &tokens, Arc::new(common::synthetic(n, "four"))).await;
+    let four = push(&addr, &tokens, Arc::new(common::forged(n, "four"))).await;
     rows.push(Row {
         name: "InsertProof, 4 tenants at once, 1 asset each".into(),
         value: format!("{four:.0} proofs/s ({:.2}× one tenant)", four / one),
@@ -125,7 +135,7 @@ async fn main() {
     } else {
         &[1_000, 10_000]
     };
-    let all = common::synthetic(*sizes.last().unwrap(), "growth");
+    let all = common::forged(*sizes.last().unwrap(), "growth");
     let mut done = 0;
     for &s in sizes {
         let chunk: Vec<_> = all[done..s].to_vec();
@@ -151,7 +161,7 @@ async fn main() {
     let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
     let (_, u) = client::clients(ch, Some(&tokens[0])).unwrap();
     let keys_q: Arc<Vec<pb::UniverseKey>> = Arc::new(
-        common::synthetic(n, "one")
+        common::forged(n, "one")
             .into_iter()
             .map(|(_, r)| r.key.unwrap())
             .collect(),
@@ -170,7 +180,7 @@ async fn main() {
     });
 
     // A 1,000-output v1 wallet backup (one genesis proof each).
-    let assets: Vec<_> = common::synthetic(1000, "backup")
+    let assets: Vec<_> = common::forged(1000, "backup")
         .into_iter()
         .map(|(raw, _)| {
             let mut f = tapvault_codec::File::new();

@@ -65,3 +65,27 @@ async fn every_tenant_table_is_keyed_by_tenant_first() {
     }
     t.drop_db().await;
 }
+
+/// Data rows carry no foreign key to `tenants` (one lookup and share lock
+/// per row was most of an ingest's trigger work), so the database itself
+/// refuses to delete a tenant, and says why.
+#[tokio::test]
+async fn tenants_are_never_deleted() {
+    let t = testdb::create().await;
+    let id = tapvault_store::db::ensure_tenant(&t.db.pool, "kept")
+        .await
+        .unwrap();
+    for sql in ["DELETE FROM tenants", "TRUNCATE tenants CASCADE"] {
+        let e = sqlx::query(sql).execute(&t.db.pool).await.unwrap_err();
+        let db = e.as_database_error().expect("a database error");
+        assert_eq!(db.code().as_deref(), Some("TVT01"), "{sql}: {e}");
+        assert!(db.message().contains("never deleted"), "{sql}: {e}");
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_one(&t.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+    t.drop_db().await;
+}

@@ -26,7 +26,7 @@ pub fn tap_commitment_key(a: &Asset) -> [u8; 32] {
     }
 }
 
-fn empty_leaf() -> Node {
+pub(crate) fn empty_leaf() -> Node {
     Node::leaf(&[], 0)
 }
 
@@ -39,7 +39,7 @@ fn root_of(p: &CompressedProof, key: &[u8; 32], leaf: Node) -> Result<(Node, Nod
 
 /// The TAP commitment root implied by an asset-level proof of `leaf` (or of
 /// the empty leaf, for exclusion) at `ac_key`, under `tap_key`.
-fn top_root_via_asset(
+pub(crate) fn top_root_via_asset(
     ap: &AssetProof,
     tp: &TaprootAssetProof,
     tap_key: &[u8; 32],
@@ -63,7 +63,11 @@ fn top_root_via_asset(
     Ok(top)
 }
 
-fn top_root_direct(tp: &TaprootAssetProof, tap_key: &[u8; 32], leaf: Node) -> Result<Node, String> {
+pub(crate) fn top_root_direct(
+    tp: &TaprootAssetProof,
+    tap_key: &[u8; 32],
+    leaf: Node,
+) -> Result<Node, String> {
     Ok(root_of(&tp.proof, tap_key, leaf)?.0)
 }
 
@@ -130,7 +134,7 @@ fn match_commitment(
 
 /// The leaf an asset occupies in its anchor commitment: a split output is
 /// committed without its split commitment witness.
-fn anchor_leaf(a: &Asset) -> Result<Node, String> {
+pub(crate) fn anchor_leaf(a: &Asset) -> Result<Node, String> {
     let mut a = a.clone();
     if a.has_split_commitment_witness() {
         if let Some(w) = a.prev_witnesses.first_mut() {

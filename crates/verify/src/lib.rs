@@ -6,6 +6,8 @@
 //! failure or a [`Verified`] summary that carries what the store indexes.
 
 mod commit;
+#[cfg(feature = "forge")]
+pub mod forge;
 pub mod taproot;
 pub mod vm;
 

@@ -6,7 +6,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod fixtures;
 #[allow(unused_imports)]
-pub use fixtures::{regtest, synthetic};
+pub use fixtures::{forged, regtest, synthetic};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,8 +67,9 @@ pub async fn raw_insert_rate(pool: &sqlx::PgPool, items: Items, k: usize) -> f64
 }
 
 /// A bench's server on a fresh database: loopback ports, plaintext,
-/// `decode-only` (the synthetic proofs are not valid commitments), tokens
-/// on; `f` adjusts the rest.
+/// `decode-only` (for the synthetic proofs, which are not valid
+/// commitments; benches of forged proofs set `full`), tokens on; `f`
+/// adjusts the rest.
 pub struct Server {
     pub tdb: tapvault_store::db::testdb::TestDb,
     pub dir: std::path::PathBuf,

@@ -262,6 +262,32 @@ pub fn synthetic(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
         .collect()
 }
 
+/// `n` distinct proofs that pass `--verify full`: the regtest genesis proof
+/// with new script keys (and tag, unless empty), re-anchored by the forge
+/// (new output key, tx, merkle root and header proof of work).
+pub fn forged(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
+    use tapvault_verify::forge::{reanchor_genesis, Change};
+    let base = tapvault_codec::Proof::decode(&find("valid regtest genesis proof with meta reveal"))
+        .unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    (0..n)
+        .map(|i| {
+            let mut sk = [0u8; 32];
+            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
+                .unwrap()
+                .public_key(&secp);
+            let change = Change {
+                script_key: Some(tapvault_codec::primitives::PubKey(key.serialize())),
+                tag: (!tag.is_empty()).then(|| tag.as_bytes().to_vec()),
+            };
+            let raw = reanchor_genesis(&base, &change).unwrap().encode();
+            let req = courier_request(&raw);
+            (raw, req)
+        })
+        .collect()
+}
+
 /// The same leaf with different bytes: an unknown odd record appended.
 pub fn variant(raw: &[u8], n: u8) -> Vec<u8> {
     let mut p = tapvault_codec::Proof::decode(raw).unwrap();
