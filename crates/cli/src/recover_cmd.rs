@@ -98,7 +98,14 @@ pub struct Report {
     /// (kind, content hash) of every item written, for the log check.
     #[serde(skip)]
     pub written: Vec<(tapvault_codec::log::Kind, [u8; 32])>,
+    /// The universe leaf of every proof written, with the node hash of the
+    /// bytes written: the root check binds them to the listed leaves.
+    #[serde(skip)]
+    pub written_leaves: Vec<(TreeLeaf, [u8; 32])>,
 }
+
+/// A leaf of a universe tree: (universe id, proof type code, leaf key).
+pub type TreeLeaf = ([u8; 32], i32, [u8; 32]);
 
 fn x_of(k: &[u8; 33]) -> [u8; 32] {
     let mut x = [0u8; 32];
@@ -130,7 +137,11 @@ fn write_new(path: &Path, data: &[u8], force: bool) -> Result<()> {
 
 /// Runs the recovery; the report says whether everything was found.
 pub async fn run(a: RecoverArgs) -> Result<Report> {
-    let (mut b, mut u) = a.remote.clients()?;
+    let started = std::time::Instant::now();
+    let (mut b, u) = a.remote.clients()?;
+    // The universe roots are recomputed from the listed leaves while the
+    // outputs are recovered.
+    let roots = tokio::spawn(tree_roots(b.clone(), u.clone()));
 
     let opts = Options {
         header: !a.no_header,
@@ -166,54 +177,42 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             break;
         }
     }
-    let mut blobs: Vec<(v1::WalletBackupInfo, WalletBackup, Vec<u8>)> = Vec::new();
-    for info in infos {
-        let raw = b
-            .get_wallet_backup(v1::GetWalletBackupRequest {
-                id: info.id,
-                opaque: false,
-            })
-            .await
-            .map_err(|e| status_msg("downloading a wallet backup", e))?
-            .into_inner()
-            .backup;
-        if sha256(&[&raw]).to_vec() != info.sha256 {
-            rep.mismatches
-                .push(format!("wallet backup {}: content hash mismatch", info.id));
-            continue;
-        }
-        let d = WalletBackup::decode(&raw);
-        match d {
-            Ok(wb) => blobs.push((info, wb, raw)),
-            Err(e) => rep
-                .mismatches
-                .push(format!("wallet backup {} does not decode: {e}", info.id)),
+    // The chosen backup (the newest that reads, unless one is named) is
+    // read now; the others only when an output it does not list needs key
+    // locators (a v1 backup carries every proof: reading them all first
+    // was most of a large recovery).
+    if let Some(id) = a.backup_id {
+        let i = infos
+            .iter()
+            .position(|i| i.id == id)
+            .with_context(|| format!("no TAPBAK wallet backup with id {id} on the server"))?;
+        let info = infos.remove(i);
+        infos.insert(0, info);
+    }
+    let mut locators = Locators::default();
+    let mut chosen: Option<(v1::WalletBackupInfo, WalletBackup, Vec<u8>)> = None;
+    let mut infos = infos.into_iter();
+    for info in infos.by_ref() {
+        let named = a.backup_id == Some(info.id);
+        match read_backup(&mut b, &info, &mut rep).await? {
+            Some((wb, raw)) => {
+                locators.add(&wb);
+                chosen = Some((info, wb, raw));
+                break;
+            }
+            None if named => bail!("wallet backup {} cannot be used (see the report)", info.id),
+            None => {}
         }
     }
+    locators.unread = infos.collect();
+    tracing::debug!(elapsed = ?started.elapsed(), "wallet backup read");
     let (inventory, reported_at) = inventory(&mut b).await?;
     rep.inventory_reported_at = reported_at;
-    let chosen = match a.backup_id {
-        Some(id) => blobs
-            .iter()
-            .position(|(i, _, _)| i.id == id)
-            .with_context(|| format!("no TAPBAK wallet backup with id {id} on the server"))?,
-        None if blobs.is_empty() && inventory.is_empty() => {
-            rep.gaps.push(
-                "the server holds no wallet backup and no agent inventory: key locators for the outputs are unknown"
-                    .into(),
-            );
-            usize::MAX
-        }
-        None if blobs.is_empty() => usize::MAX,
-        None => 0,
-    };
-    let mut locators: HashMap<(OutPoint, [u8; 32]), AssetBackup> = HashMap::new();
-    for (_, wb, _) in &blobs {
-        for e in &wb.assets {
-            locators
-                .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
-                .or_insert_with(|| e.clone());
-        }
+    if chosen.is_none() && inventory.is_empty() {
+        rep.gaps.push(
+            "the server holds no wallet backup and no agent inventory: key locators for the outputs are unknown"
+                .into(),
+        );
     }
 
     // Outputs of the agent's inventory as backup entries (key locators from
@@ -223,6 +222,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     for (o, reason) in &inventory {
         if let Some(e) = inventory_entry(&mut b, o).await? {
             locators
+                .known
                 .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
                 .or_insert_with(|| e.clone());
             from_inventory.push((e, reason.clone()));
@@ -238,7 +238,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     let mut entries_out = Vec::new();
     let mut done = std::collections::HashSet::new();
     let mut listed = std::collections::HashSet::new();
-    if let Some((info, wb, raw)) = blobs.get(chosen) {
+    if let Some((info, wb, raw)) = &chosen {
         rep.backup_id = info.id;
         rep.backup_version = info.version;
         rep.backup_received_at = info.received_at;
@@ -264,12 +264,13 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
                 .iter()
                 .map(|e| (e.anchor_outpoint, e.asset.script_key.0))
                 .collect(),
+            opts,
         );
         for e in &wb.assets {
             listed.insert((e.anchor_outpoint, e.asset.script_key.x_only()));
             let first = ahead.next().await;
             let (mut ar, entry) =
-                recover_output(&mut b, e, first, &locators, &done, opts, &a, &mut rep).await?;
+                recover_output(&mut b, e, first, &mut locators, &done, opts, &a, &mut rep).await?;
             if wb.version != VERSION_RAW && matches!(ar.status.as_str(), "missing" | "invalid") {
                 ar.notes.push(format!(
                     "the TAPBAK v{} entry carries {}: importing original.tapbak lets tapd rebuild it from the chain and its universe",
@@ -287,6 +288,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        tracing::debug!(elapsed = ?started.elapsed(), outputs = wb.assets.len(), "backup outputs recovered");
     }
 
     // What only the agent's collector knows about.
@@ -296,7 +298,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             continue;
         }
         let (mut ar, entry) =
-            recover_output(&mut b, e, None, &locators, &done, opts, &a, &mut rep).await?;
+            recover_output(&mut b, e, None, &mut locators, &done, opts, &a, &mut rep).await?;
         ar.notes.push(format!(
             "not in the wallet backup ({reason}): recovered from the agent's inventory and the server's chain"
         ));
@@ -310,7 +312,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         rep.assets.push(ar);
     }
 
-    if !entries_out.is_empty() || chosen != usize::MAX {
+    if !entries_out.is_empty() || chosen.is_some() {
         let wb = WalletBackup {
             version: VERSION_RAW,
             federation_urls: Vec::new(),
@@ -425,8 +427,14 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         a.force,
     )?;
 
-    check_roots(&mut b, &mut u, &mut rep).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "outputs, addresses and tapscript trees written");
+    let roots = roots
+        .await
+        .map_err(|e| anyhow::anyhow!("the universe root check stopped: {e}"))??;
+    compare_roots(roots, &mut rep);
+    tracing::debug!(elapsed = ?started.elapsed(), "universe roots checked");
     check_log(&a, &mut rep).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "receipt log checked");
 
     rep.ok = rep.gaps.is_empty()
         && rep.mismatches.is_empty()
@@ -533,6 +541,81 @@ async fn inventory_entry(
 
 type Fetched = Result<v1::GetProofFileResponse, tonic::Status>;
 
+/// Key locators by output, from the stored wallet backups: the chosen
+/// backup's at once, every other's on the first output it does not list.
+#[derive(Default)]
+struct Locators {
+    known: HashMap<(OutPoint, [u8; 32]), AssetBackup>,
+    /// The other TAPBAKs, newest first, not read yet.
+    unread: Vec<v1::WalletBackupInfo>,
+}
+
+impl Locators {
+    fn add(&mut self, wb: &WalletBackup) {
+        for e in &wb.assets {
+            self.known
+                .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
+                .or_insert_with(|| e.clone());
+        }
+    }
+
+    async fn get(
+        &mut self,
+        b: &mut tapvault_api::client::BackupClient,
+        key: (OutPoint, [u8; 32]),
+        rep: &mut Report,
+    ) -> Result<Option<AssetBackup>> {
+        if !self.known.contains_key(&key) {
+            for info in std::mem::take(&mut self.unread) {
+                if let Some((wb, _)) = read_backup(b, &info, rep).await? {
+                    self.add(&wb);
+                }
+            }
+        }
+        Ok(self.known.get(&key).cloned())
+    }
+}
+
+/// A stored TAPBAK, checked against its content hash and decoded; `None`
+/// (with the reason in the report) when it is neither.
+async fn read_backup(
+    b: &mut tapvault_api::client::BackupClient,
+    info: &v1::WalletBackupInfo,
+    rep: &mut Report,
+) -> Result<Option<(WalletBackup, Vec<u8>)>> {
+    let raw = b
+        .get_wallet_backup(v1::GetWalletBackupRequest {
+            id: info.id,
+            opaque: false,
+        })
+        .await
+        .map_err(|e| status_msg("downloading a wallet backup", e))?
+        .into_inner()
+        .backup;
+    if sha256(&[&raw]).to_vec() != info.sha256 {
+        rep.mismatches
+            .push(format!("wallet backup {}: content hash mismatch", info.id));
+        return Ok(None);
+    }
+    match WalletBackup::decode(&raw) {
+        Ok(wb) => Ok(Some((wb, raw))),
+        Err(e) => {
+            rep.mismatches
+                .push(format!("wallet backup {} does not decode: {e}", info.id));
+            Ok(None)
+        }
+    }
+}
+
+/// A proof file decoded and verified, with what each proof proves.
+type Checked = Result<(File, Vec<tapvault_verify::Verified>), String>;
+
+fn check_file(bytes: &[u8], opts: Options) -> Checked {
+    let f = File::decode(bytes).map_err(|e| e.to_string())?;
+    let v = tapvault_verify::verify_file(&f, opts).map_err(|e| e.to_string())?;
+    Ok((f, v))
+}
+
 /// The proof files of a list of outputs, fetched [`Prefetch::AHEAD`] at a
 /// time ahead of the one being recovered: recovery is one call per output,
 /// and waiting for each in turn made it a chain of round trips.
@@ -540,42 +623,62 @@ struct Prefetch {
     b: tapvault_api::client::BackupClient,
     keys: Vec<(OutPoint, [u8; 33])>,
     next: usize,
-    pending: std::collections::VecDeque<tokio::task::JoinHandle<Fetched>>,
+    opts: Options,
+    pending: std::collections::VecDeque<tokio::task::JoinHandle<(Fetched, Option<Checked>)>>,
 }
 
 impl Prefetch {
     const AHEAD: usize = 64;
 
-    fn new(b: &tapvault_api::client::BackupClient, keys: Vec<(OutPoint, [u8; 33])>) -> Self {
+    fn new(
+        b: &tapvault_api::client::BackupClient,
+        keys: Vec<(OutPoint, [u8; 33])>,
+        opts: Options,
+    ) -> Self {
         Prefetch {
             b: b.clone(),
             keys,
+            opts,
             next: 0,
             pending: Default::default(),
         }
     }
 
-    /// The next output's answer, in list order.
-    async fn next(&mut self) -> Option<Fetched> {
+    /// The next output's answer, in list order, with its complete chain
+    /// already verified (on the blocking pool, so every core verifies while
+    /// the main task writes files).
+    async fn next(&mut self) -> Option<(Fetched, Option<Checked>)> {
         while self.pending.len() < Self::AHEAD && self.next < self.keys.len() {
             let (op, sk) = self.keys[self.next];
             self.next += 1;
-            let mut b = self.b.clone();
+            let (mut b, opts) = (self.b.clone(), self.opts);
             self.pending.push_back(tokio::spawn(async move {
-                b.get_proof_file(v1::GetProofFileRequest {
-                    outpoint: Some(op_pb(&op)),
-                    script_key: sk.to_vec(),
-                })
-                .await
-                .map(|r| r.into_inner())
+                let r = b
+                    .get_proof_file(v1::GetProofFileRequest {
+                        outpoint: Some(op_pb(&op)),
+                        script_key: sk.to_vec(),
+                    })
+                    .await
+                    .map(|r| r.into_inner());
+                let checked = match &r {
+                    Ok(x) if x.complete && x.spent_by.is_empty() => {
+                        let bytes = x.proof_file.clone();
+                        tokio::task::spawn_blocking(move || check_file(&bytes, opts))
+                            .await
+                            .ok()
+                    }
+                    _ => None,
+                };
+                (r, checked)
             }));
         }
         let h = self.pending.pop_front()?;
-        Some(
-            h.await.unwrap_or_else(|e| {
-                Err(tonic::Status::internal(format!("fetch task failed: {e}")))
-            }),
-        )
+        Some(h.await.unwrap_or_else(|e| {
+            (
+                Err(tonic::Status::internal(format!("fetch task failed: {e}"))),
+                None,
+            )
+        }))
     }
 }
 
@@ -585,8 +688,8 @@ impl Prefetch {
 async fn recover_output(
     b: &mut tapvault_api::client::BackupClient,
     e: &AssetBackup,
-    mut first: Option<Fetched>,
-    locators: &HashMap<(OutPoint, [u8; 32]), AssetBackup>,
+    first: Option<(Fetched, Option<Checked>)>,
+    locators: &mut Locators,
     done: &std::collections::HashSet<(OutPoint, [u8; 32])>,
     opts: Options,
     a: &RecoverArgs,
@@ -600,6 +703,11 @@ async fn recover_output(
     };
     let mut cur = e.clone();
     let mut resp = None;
+    // Verified ahead, for the first answer's chain when it is the one used.
+    let (mut first, mut pre) = match first {
+        Some((r, c)) => (Some(r), c),
+        None => (None, None),
+    };
     for _ in 0..10_000 {
         let r = match first.take() {
             Some(r) => r,
@@ -622,8 +730,8 @@ async fn recover_output(
         for sp in &r.spent_by {
             let op = op_of(sp.outpoint.as_ref())?;
             let sk: [u8; 33] = sp.script_key.as_slice().try_into().unwrap_or([0; 33]);
-            if let Some(n) = locators.get(&(op, x_of(&sk))) {
-                next = Some(n.clone());
+            if let Some(n) = locators.get(b, (op, x_of(&sk)), rep).await? {
+                next = Some(n);
             }
         }
         match next {
@@ -633,6 +741,7 @@ async fn recover_output(
                     cur.anchor_outpoint, n.anchor_outpoint
                 ));
                 cur = n;
+                pre = None;
             }
             None => {
                 if !r.spent_by.is_empty() {
@@ -702,26 +811,23 @@ async fn recover_output(
         return Ok((ar, None));
     };
     ar.source = source.into();
-    let checked = File::decode(&bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|f| {
-            tapvault_verify::verify_file(&f, opts)
-                .map(|_| f)
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|f| {
-            let last = f.last_proof().map_err(|e| e.to_string())?;
-            match last {
-                Some(p)
-                    if p.outpoint() == cur.anchor_outpoint
-                        && p.asset.script_key.x_only() == cur.asset.script_key.x_only() =>
-                {
-                    Ok(f)
-                }
-                _ => Err("the file does not end at this output".into()),
+    let checked = match pre.take() {
+        Some(c) if source == "server" => c,
+        _ => check_file(&bytes, opts),
+    }
+    .and_then(|(f, v)| {
+        let last = f.last_proof().map_err(|e| e.to_string())?;
+        match last {
+            Some(p)
+                if p.outpoint() == cur.anchor_outpoint
+                    && p.asset.script_key.x_only() == cur.asset.script_key.x_only() =>
+            {
+                Ok((f, v))
             }
-        });
-    let f = match checked {
+            _ => Err("the file does not end at this output".into()),
+        }
+    });
+    let (f, verified) = match checked {
         Ok(f) => f,
         Err(why) => {
             ar.status = "invalid".into();
@@ -748,10 +854,19 @@ async fn recover_output(
     );
     let path = a.out.join("proofs").join(&name);
     write_new(&path, &bytes, a.force)?;
-    for en in &f.entries {
+    for (en, v) in f.entries.iter().zip(&verified) {
         rep.written.push((
             tapvault_codec::log::Kind::Proof,
             tapvault_codec::primitives::sha256(&[&en.raw]),
+        ));
+        let u = &v.universe;
+        let code = match u.proof_type {
+            ProofType::Issuance => 1,
+            ProofType::Transfer => 2,
+        };
+        rep.written_leaves.push((
+            (u.subject.id_bytes(), code, u.leaf_key),
+            tapvault_mssmt::Node::leaf(&en.raw, u.sum).hash,
         ));
     }
     ar.proof_file = Some(path.display().to_string());
@@ -863,26 +978,33 @@ async fn check_log(a: &RecoverArgs, rep: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Recomputes every universe tree from the stored leaves and compares its
-/// root with the one the server's universe RPC reports.
 /// A universe tree: (universe id, proof type code).
 type TreeId = ([u8; 32], i32);
 
-async fn check_roots(
-    b: &mut tapvault_api::client::BackupClient,
-    u: &mut tapvault_api::client::UniverseClient,
-    rep: &mut Report,
-) -> Result<()> {
+/// Recomputes every universe tree from the stored leaves and compares its
+/// root with the one the server's universe RPC reports. The leaves are
+/// listed by node hash, not with their proofs (a tenant's every proof
+/// would be most of the bytes recovery moves); every proof recovery wrote
+/// is hashed here and must be the leaf its universe root commits to.
+///
+/// [`tree_roots`] does the listing and the recomputing (it needs nothing
+/// recovery writes, so it runs beside the outputs' recovery);
+/// [`compare_roots`] checks them once the proofs are written.
+async fn tree_roots(
+    mut b: tapvault_api::client::BackupClient,
+    mut u: tapvault_api::client::UniverseClient,
+) -> Result<TreeRoots> {
     // Every tree's leaves first, then one batch update per tree: inserting
     // one by one re-hashed each leaf's path as later leaves pushed it down.
     // Pages at the server's maximum: offset paging rereads what it skips.
     const PAGE: i32 = 16_384;
     let mut leaves: BTreeMap<([u8; 32], i32), Vec<LeafUpdate>> = BTreeMap::new();
+    let mut listed: HashMap<TreeLeaf, [u8; 32]> = HashMap::new();
     for offset in (0..).step_by(PAGE as usize) {
         let r = b
             .list_leaves(v1::ListLeavesRequest {
                 selector: Some(v1::list_leaves_request::Selector::All(true)),
-                include_proofs: true,
+                include_proofs: false,
                 offset,
                 limit: PAGE,
             })
@@ -899,45 +1021,56 @@ async fn check_roots(
             };
             let uid: [u8; 32] = l.universe_id.as_slice().try_into().unwrap_or([0; 32]);
             let key: [u8; 32] = l.leaf_key.as_slice().try_into().unwrap_or([0; 32]);
-            leaves.entry((uid, code)).or_default().push(LeafUpdate::new(
+            let Ok(hash) = <[u8; 32]>::try_from(l.leaf_node_hash.as_slice()) else {
+                bail!("the server lists leaves without their node hash (older server?)");
+            };
+            listed.insert((uid, code, key), hash);
+            leaves.entry((uid, code)).or_default().push(LeafUpdate {
                 key,
-                &l.proof,
-                universe_leaf_sum(ty, l.amount),
-            ));
+                leaf: tapvault_mssmt::Node {
+                    hash,
+                    sum: universe_leaf_sum(ty, l.amount),
+                },
+            });
         }
         if !r.has_more {
             break;
         }
     }
+    tracing::debug!(leaves = listed.len(), "universe leaves listed");
     // The trees are independent: built on every core.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut jobs: Vec<Vec<(TreeId, Vec<LeafUpdate>)>> = vec![Vec::new(); threads];
     for (i, job) in leaves.into_iter().enumerate() {
         jobs[i % threads].push(job);
     }
-    let built: Vec<Result<Vec<(TreeId, MemTree)>>> = std::thread::scope(|sc| {
-        let hs: Vec<_> = jobs
-            .into_iter()
-            .map(|js| {
-                sc.spawn(move || {
-                    js.into_iter()
-                        .map(|(k, ups)| {
-                            let mut t = MemTree::new();
-                            t.apply(ups)
-                                .map_err(|e| anyhow::anyhow!("local tree: {e}"))?;
-                            Ok((k, t))
-                        })
-                        .collect()
+    let built: Vec<Result<Vec<(TreeId, MemTree)>>> = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = jobs
+                .into_iter()
+                .map(|js| {
+                    sc.spawn(move || {
+                        js.into_iter()
+                            .map(|(k, ups)| {
+                                let mut t = MemTree::new();
+                                t.apply(ups)
+                                    .map_err(|e| anyhow::anyhow!("local tree: {e}"))?;
+                                Ok((k, t))
+                            })
+                            .collect()
+                    })
                 })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a tree builder panicked")))
-            })
-            .collect()
-    });
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a tree builder panicked")))
+                })
+                .collect()
+        })
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the tree builders stopped: {e}"))?;
     let mut local: BTreeMap<([u8; 32], i32), MemTree> = BTreeMap::new();
     for r in built {
         local.extend(r?);
@@ -971,11 +1104,41 @@ async fn check_roots(
             break;
         }
     }
-    for ((uid, ty), tree) in local.iter_mut() {
+    let mut recomputed = BTreeMap::new();
+    for (k, tree) in local.iter_mut() {
         let want = tree
             .root()
             .map_err(|e| anyhow::anyhow!("recomputing a universe root: {e}"))?;
-        match server.get(&(*uid, *ty)) {
+        recomputed.insert(*k, want);
+    }
+    Ok(TreeRoots {
+        listed,
+        recomputed,
+        server,
+    })
+}
+
+/// Every universe tree recomputed from the listed leaves, beside the
+/// server's roots.
+struct TreeRoots {
+    /// Node hash of every leaf in a universe tree.
+    listed: HashMap<TreeLeaf, [u8; 32]>,
+    recomputed: BTreeMap<TreeId, tapvault_mssmt::Node>,
+    server: BTreeMap<TreeId, (Vec<u8>, i64)>,
+}
+
+fn compare_roots(t: TreeRoots, rep: &mut Report) {
+    for ((uid, code, key), h) in &rep.written_leaves {
+        if t.listed.get(&(*uid, *code, *key)).is_some_and(|l| l != h) {
+            rep.mismatches.push(format!(
+                "leaf {} of universe {}: the proof written is not the leaf its universe root commits to",
+                hex::encode(key),
+                hex::encode(uid)
+            ));
+        }
+    }
+    for ((uid, ty), want) in &t.recomputed {
+        match t.server.get(&(*uid, *ty)) {
             Some((h, s)) if *h == want.hash.to_vec() && *s as u64 == want.sum => {}
             Some((h, s)) => rep.mismatches.push(format!(
                 "universe {} ({}): server root {}/{s}, recomputed {}/{}",
@@ -991,8 +1154,7 @@ async fn check_roots(
             )),
         }
     }
-    rep.universes_checked = local.len();
-    Ok(())
+    rep.universes_checked = t.recomputed.len();
 }
 
 /// Prints the human summary of a report.

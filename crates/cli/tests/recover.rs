@@ -288,6 +288,40 @@ async fn recover_rebuilds_an_importable_backup_with_the_newest_chains() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
 
+    // The root check lists leaves by node hash, not with their proofs: a
+    // listed hash that is not the hash of the proof served is caught (the
+    // written proof is not what the root commits to, and the recomputed
+    // root is not the server's).
+    let tip_key = tapvault_codec::universe::universe_leaf_info(&tip).leaf_key;
+    sqlx::query(
+        "UPDATE universe_leaves SET leaf_node_hash = sha256(leaf_node_hash) WHERE leaf_key = $1",
+    )
+    .bind(&tip_key[..])
+    .execute(&f.running.db.pool)
+    .await
+    .unwrap();
+    let o = recover(&f.addr(), &f.cert(), &tok, &f.dir.join("tampered"), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.dir.join("tampered").join("report.json")).unwrap())
+            .unwrap();
+    let mismatches = report["mismatches"].to_string();
+    assert!(
+        mismatches.contains("is not the leaf its universe root commits to"),
+        "{mismatches}"
+    );
+    assert!(mismatches.contains("server root"), "{mismatches}");
+    sqlx::query("UPDATE universe_leaves SET leaf_node_hash = sha256(p.raw || int8send(leaf_sum)) FROM proofs p WHERE p.hash = proof_hash AND leaf_key = $1")
+        .bind(&tip_key[..])
+        .execute(&f.running.db.pool)
+        .await
+        .unwrap();
+
     // Bob's tenant holds only a proofless backup and the tip proof: the gap
     // is reported and the exit status says so.
     let bob = f.token("bob", "push read").await;

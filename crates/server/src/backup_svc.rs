@@ -538,6 +538,7 @@ impl Backup for BackupService {
                 asset_name: l.asset_name,
                 inserted_at: l.inserted_at.secs(),
                 proof: l.raw.unwrap_or_default(),
+                leaf_node_hash: l.leaf_node_hash.to_vec(),
             })
             .collect();
         Ok(Response::new(pb::ListLeavesResponse { leaves, has_more }))

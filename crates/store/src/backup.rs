@@ -568,6 +568,9 @@ pub struct LeafRow {
     /// Whether the head's ancestry is stored (it is in the universe tree).
     pub complete: bool,
     pub raw: Option<Vec<u8>>,
+    /// SHA-256(proof || sum): the leaf's node in its universe tree, so a
+    /// listing without proofs still lets a client recompute the root.
+    pub leaf_node_hash: [u8; 32],
     pub inserted_at: Timestamp,
 }
 
@@ -589,6 +592,7 @@ struct LeafDbRow {
     is_head: Option<bool>,
     complete: bool,
     raw: Option<Vec<u8>>,
+    leaf_node_hash: [u8; 32],
     inserted_at: Timestamp,
 }
 
@@ -614,6 +618,7 @@ impl TryFrom<LeafDbRow> for LeafRow {
             is_head: r.is_head.unwrap_or(false),
             complete: r.complete,
             raw: r.raw,
+            leaf_node_hash: r.leaf_node_hash,
             inserted_at: r.inserted_at,
         })
     }
@@ -648,16 +653,26 @@ pub async fn list_leaves(
         ),
         LeafFilter::All => ("TRUE", None, None),
     };
+    // Without proofs the proofs table is not read at all (a leaf's proof
+    // row exists by foreign key).
+    let (raw, proofs) = if with_proofs {
+        (
+            "p.raw",
+            "JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash",
+        )
+    } else {
+        ("NULL::BYTEA", "")
+    };
     let q = format!(
         "SELECT l.id, l.proof_type, l.universe_id, l.leaf_key, l.version, l.asset_id,
             l.group_key, l.anchor_txid, l.anchor_vout, l.script_key, l.amount, l.block_height,
             l.asset_name, h.leaf_id = l.id AS is_head, COALESCE(h.complete, FALSE) AS complete,
-            CASE WHEN $4 THEN p.raw END AS raw, tapvault_micros(l.inserted_at) AS inserted_at
+            {raw} AS raw, l.leaf_node_hash, tapvault_micros(l.inserted_at) AS inserted_at
          FROM (SELECT * FROM universe_leaves l
                WHERE l.tenant_id = $1 AND ($2::BYTEA IS NULL OR TRUE)
                  AND ($3::INT IS NULL OR TRUE) AND {cond}
-               ORDER BY l.id DESC OFFSET $5 LIMIT $6) l
-         JOIN proofs p ON p.tenant_id = l.tenant_id AND p.hash = l.proof_hash
+               ORDER BY l.id DESC OFFSET $4 LIMIT $5) l
+         {proofs}
          LEFT JOIN universe_heads h ON h.tenant_id = l.tenant_id
            AND h.universe_id = l.universe_id AND h.proof_type = l.proof_type
            AND h.leaf_key = l.leaf_key
@@ -667,7 +682,6 @@ pub async fn list_leaves(
         .bind(tenant)
         .bind(a)
         .bind(b)
-        .bind(with_proofs)
         .bind(offset)
         .bind(limit)
         .fetch_all(&mut *conn)
