@@ -139,9 +139,6 @@ fn write_new(path: &Path, data: &[u8], force: bool) -> Result<()> {
 pub async fn run(a: RecoverArgs) -> Result<Report> {
     let started = std::time::Instant::now();
     let (mut b, u) = a.remote.clients()?;
-    // The universe roots are recomputed from the listed leaves while the
-    // outputs are recovered.
-    let roots = tokio::spawn(tree_roots(b.clone(), u.clone()));
 
     let opts = Options {
         header: !a.no_header,
@@ -235,6 +232,19 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         }
     }
 
+    // The universes of the outputs to recover are recomputed from their
+    // listed leaves while the outputs are recovered.
+    let mut subjects: std::collections::BTreeSet<([u8; 32], Option<[u8; 32]>)> = chosen
+        .iter()
+        .flat_map(|(_, wb, _)| wb.assets.iter())
+        .chain(from_inventory.iter().map(|(e, _)| e))
+        .map(|e| (e.asset.id(), e.asset.group_key.map(|g| g.x_only())))
+        .collect();
+    let roots = tokio::spawn(tree_roots(
+        b.clone(),
+        u.clone(),
+        std::mem::take(&mut subjects),
+    ));
     let mut entries_out = Vec::new();
     let mut done = std::collections::HashSet::new();
     let mut listed = std::collections::HashSet::new();
@@ -986,6 +996,9 @@ type TreeId = ([u8; 32], i32);
 /// listed by node hash, not with their proofs (a tenant's every proof
 /// would be most of the bytes recovery moves); every proof recovery wrote
 /// is hashed here and must be the leaf its universe root commits to.
+/// Only the universes of the outputs recovered are checked (`fsck` and
+/// `audit` check a whole server); they are listed one by one when they are
+/// few, else the tenant's every leaf is listed and the rest skipped.
 ///
 /// [`tree_roots`] does the listing and the recomputing (it needs nothing
 /// recovery writes, so it runs beside the outputs' recovery);
@@ -993,48 +1006,77 @@ type TreeId = ([u8; 32], i32);
 async fn tree_roots(
     mut b: tapvault_api::client::BackupClient,
     mut u: tapvault_api::client::UniverseClient,
+    subjects: std::collections::BTreeSet<([u8; 32], Option<[u8; 32]>)>,
 ) -> Result<TreeRoots> {
+    const FEW: usize = 64;
+    let wanted: std::collections::HashSet<[u8; 32]> = subjects
+        .iter()
+        .map(|(id, g)| match g {
+            Some(x) => sha256(&[x]),
+            None => *id,
+        })
+        .collect();
+    let selectors: Vec<v1::list_leaves_request::Selector> = if subjects.len() <= FEW {
+        let mut v: Vec<_> = subjects
+            .iter()
+            .map(|(id, g)| match g {
+                Some(x) => v1::list_leaves_request::Selector::GroupKey(x.to_vec()),
+                None => v1::list_leaves_request::Selector::AssetId(id.to_vec()),
+            })
+            .collect();
+        v.dedup();
+        v
+    } else {
+        vec![v1::list_leaves_request::Selector::All(true)]
+    };
     // Every tree's leaves first, then one batch update per tree: inserting
     // one by one re-hashed each leaf's path as later leaves pushed it down.
     // Pages at the server's maximum: offset paging rereads what it skips.
     const PAGE: i32 = 16_384;
     let mut leaves: BTreeMap<([u8; 32], i32), Vec<LeafUpdate>> = BTreeMap::new();
     let mut listed: HashMap<TreeLeaf, [u8; 32]> = HashMap::new();
-    for offset in (0..).step_by(PAGE as usize) {
-        let r = b
-            .list_leaves(v1::ListLeavesRequest {
-                selector: Some(v1::list_leaves_request::Selector::All(true)),
-                include_proofs: false,
-                offset,
-                limit: PAGE,
-            })
-            .await
-            .map_err(|e| status_msg("listing leaves", e))?
-            .into_inner();
-        for l in &r.leaves {
-            if !(l.is_newest_version && l.in_universe) {
-                continue;
+    for selector in &selectors {
+        let mut offset = 0;
+        loop {
+            let r = b
+                .list_leaves(v1::ListLeavesRequest {
+                    selector: Some(selector.clone()),
+                    include_proofs: false,
+                    offset,
+                    limit: PAGE,
+                })
+                .await
+                .map_err(|e| status_msg("listing leaves", e))?
+                .into_inner();
+            for l in &r.leaves {
+                if !(l.is_newest_version && l.in_universe) {
+                    continue;
+                }
+                let (ty, code) = match l.proof_type.as_str() {
+                    "issuance" => (ProofType::Issuance, 1),
+                    _ => (ProofType::Transfer, 2),
+                };
+                let uid: [u8; 32] = l.universe_id.as_slice().try_into().unwrap_or([0; 32]);
+                if !wanted.contains(&uid) {
+                    continue;
+                }
+                let key: [u8; 32] = l.leaf_key.as_slice().try_into().unwrap_or([0; 32]);
+                let Ok(hash) = <[u8; 32]>::try_from(l.leaf_node_hash.as_slice()) else {
+                    bail!("the server lists leaves without their node hash (older server?)");
+                };
+                listed.insert((uid, code, key), hash);
+                leaves.entry((uid, code)).or_default().push(LeafUpdate {
+                    key,
+                    leaf: tapvault_mssmt::Node {
+                        hash,
+                        sum: universe_leaf_sum(ty, l.amount),
+                    },
+                });
             }
-            let (ty, code) = match l.proof_type.as_str() {
-                "issuance" => (ProofType::Issuance, 1),
-                _ => (ProofType::Transfer, 2),
-            };
-            let uid: [u8; 32] = l.universe_id.as_slice().try_into().unwrap_or([0; 32]);
-            let key: [u8; 32] = l.leaf_key.as_slice().try_into().unwrap_or([0; 32]);
-            let Ok(hash) = <[u8; 32]>::try_from(l.leaf_node_hash.as_slice()) else {
-                bail!("the server lists leaves without their node hash (older server?)");
-            };
-            listed.insert((uid, code, key), hash);
-            leaves.entry((uid, code)).or_default().push(LeafUpdate {
-                key,
-                leaf: tapvault_mssmt::Node {
-                    hash,
-                    sum: universe_leaf_sum(ty, l.amount),
-                },
-            });
-        }
-        if !r.has_more {
-            break;
+            if !r.has_more {
+                break;
+            }
+            offset += PAGE;
         }
     }
     tracing::debug!(leaves = listed.len(), "universe leaves listed");
