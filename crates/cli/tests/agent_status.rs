@@ -8,13 +8,17 @@ fn status_reports_pushes_failures_and_lag() {
     let dir = std::env::temp_dir().join(format!("tapvault-agent-status-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let st = StateStore::open(&dir).unwrap();
+    // Ages are whole seconds from the clock when `status` runs: one that
+    // ticks between writing the state and reading it adds a second, so
+    // each age is checked against the window the command ran in.
+    let t0 = now();
     st.update(|s| {
         s.wallet_backup = Some(Pushed {
             sha256: "ab".repeat(32),
-            pushed_at: now() - 30,
+            pushed_at: t0 - 30,
         });
-        s.addresses.insert("taprt1…".into(), now() - 10);
-        s.addresses.insert("taprt1x…".into(), now() - 5);
+        s.addresses.insert("taprt1…".into(), t0 - 10);
+        s.addresses.insert("taprt1x…".into(), t0 - 5);
         s.relay.calls_ok = 5;
         s.relay.pushes_ok = 2;
         s.last_run = Some(RunInfo {
@@ -35,17 +39,33 @@ fn status_reports_pushes_failures_and_lag() {
         .arg(&dir)
         .output()
         .unwrap();
+    let t1 = now();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    for want in [
-        "wallet backup: pushed 30s ago",
-        "addresses: 2 pushed, newest 5s ago",
-        "proof files: 0 outputs pushed",
-        "relay: 5 calls ok (2 pushes), 0 failed",
-        "FAILED), 1 items pending; lag behind tapd: last complete collection never",
-        "failure 0s ago: push proof x:0/02ab: server: Unavailable: connection refused",
-    ] {
-        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    // `fmt` of each age the command could have seen, at t0 or up to t1.
+    let any = |fmt: &dyn Fn(i64) -> String, age_at_t0: i64| -> Vec<String> {
+        (0..=t1 - t0).map(|d| fmt(age_at_t0 + d)).collect()
+    };
+    let wants: Vec<Vec<String>> = vec![
+        any(&|a| format!("wallet backup: pushed {a}s ago"), 30),
+        any(&|a| format!("addresses: 2 pushed, newest {a}s ago"), 5),
+        vec!["proof files: 0 outputs pushed".into()],
+        vec!["relay: 5 calls ok (2 pushes), 0 failed".into()],
+        vec!["FAILED), 1 items pending; lag behind tapd: last complete collection never".into()],
+        any(
+            &|a| {
+                format!(
+                    "failure {a}s ago: push proof x:0/02ab: server: Unavailable: connection refused"
+                )
+            },
+            0, // recorded after t0
+        ),
+    ];
+    for want in wants {
+        assert!(
+            want.iter().any(|w| text.contains(w.as_str())),
+            "missing {want:?} in:\n{text}"
+        );
     }
     let out = Command::new(env!("CARGO_BIN_EXE_tapvault"))
         .args(["agent", "status", "--data-dir"])
