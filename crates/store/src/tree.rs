@@ -14,35 +14,57 @@ use tapvault_mssmt::{Hash, Node, NodeStore, StoredNode};
 /// the same content, and a committed parent implies a committed child).
 #[derive(Clone)]
 pub struct NodeCache {
-    inner: Arc<Mutex<HashMap<(TenantId, Hash), StoredNode>>>,
+    inner: Arc<Mutex<Generations>>,
     cap: usize,
 }
 
+/// Two generations: when the young one fills, it becomes the old one and
+/// the oldest is dropped; a node read from the old generation moves back to
+/// the young. Every batch supersedes the nodes along its paths, so the cache
+/// fills with nodes no tree points at any more; dropping everything at the
+/// cap (as before) also dropped every tree's hot upper levels, and the next
+/// batches read them back from PostgreSQL one by one.
+#[derive(Default)]
+struct Generations {
+    young: HashMap<(TenantId, Hash), StoredNode>,
+    old: HashMap<(TenantId, Hash), StoredNode>,
+}
+
 impl NodeCache {
+    /// At most `cap` nodes in all (half in each generation).
     pub fn new(cap: usize) -> Self {
         NodeCache {
-            inner: Arc::new(Mutex::new(HashMap::new())),
-            cap,
+            inner: Arc::new(Mutex::new(Generations::default())),
+            cap: (cap / 2).max(1),
         }
     }
     /// Forgets everything (after a failover: the new database may lack
     /// nodes the old one had, if replication was asynchronous).
     pub fn clear(&self) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.clear();
+        if let Ok(mut g) = self.inner.lock() {
+            g.young.clear();
+            g.old.clear();
         }
     }
     fn get(&self, tenant: TenantId, h: &Hash) -> Option<StoredNode> {
-        self.inner.lock().ok()?.get(&(tenant, *h)).cloned()
+        let mut g = self.inner.lock().ok()?;
+        if let Some(n) = g.young.get(&(tenant, *h)) {
+            return Some(n.clone());
+        }
+        let n = g.old.remove(&(tenant, *h))?;
+        Self::insert(&mut g, self.cap, (tenant, *h), n.clone());
+        Some(n)
     }
     fn put(&self, tenant: TenantId, h: Hash, n: StoredNode) {
-        if let Ok(mut m) = self.inner.lock() {
-            if m.len() >= self.cap {
-                // Crude but bounded: start over rather than grow without limit.
-                m.clear();
-            }
-            m.insert((tenant, h), n);
+        if let Ok(mut g) = self.inner.lock() {
+            Self::insert(&mut g, self.cap, (tenant, h), n);
         }
+    }
+    fn insert(g: &mut Generations, cap: usize, k: (TenantId, Hash), n: StoredNode) {
+        if g.young.len() >= cap {
+            g.old = std::mem::take(&mut g.young);
+        }
+        g.young.insert(k, n);
     }
 }
 
@@ -472,5 +494,40 @@ impl NodeStore for RootedReader {
 
     async fn store_root(&mut self, _: Node) -> Result<(), StoreError> {
         Err(StoreError::Tree("a rooted reader does not write".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(i: u8) -> (Hash, StoredNode) {
+        let leaf = Node::leaf(&[i], 1);
+        ([i; 32], StoredNode::Leaf { key: [i; 32], leaf })
+    }
+
+    /// A node read since the last rollover outlives the next one; what
+    /// nobody read goes; the cache never holds more than its cap.
+    #[test]
+    fn hot_nodes_survive_the_cap() {
+        let t = TenantId(1);
+        let c = NodeCache::new(4);
+        for i in 0..3 {
+            let (h, n) = node(i);
+            c.put(t, h, n);
+        }
+        // 0 and 1 rolled over to the old generation when 2 came in.
+        assert!(
+            c.get(t, &node(0).0).is_some(),
+            "read back from the old generation"
+        );
+        for i in 3..5 {
+            let (h, n) = node(i);
+            c.put(t, h, n);
+        }
+        assert!(c.get(t, &node(0).0).is_some(), "the hot node is kept");
+        assert!(c.get(t, &node(1).0).is_none(), "the cold node is gone");
+        let g = c.inner.lock().unwrap();
+        assert!(g.young.len() + g.old.len() <= 4);
     }
 }
