@@ -37,13 +37,8 @@ CREATE FUNCTION tapvault_log_append(t BIGINT, n BIGINT) RETURNS BIGINT LANGUAGE 
     RETURNING x.log_size - n
 $$;
 
-CREATE FUNCTION tapvault_proofs_charge() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM tapvault_charge(tenant_id, sum(length(raw))::BIGINT, count(*))
-    FROM new_rows GROUP BY tenant_id;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION tapvault_wallet_backups_charge() RETURNS trigger LANGUAGE plpgsql AS $$
+-- proofs and wallet_backups both charge their `raw` column.
+CREATE FUNCTION tapvault_raw_charge() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM tapvault_charge(tenant_id, sum(length(raw))::BIGINT, count(*))
     FROM new_rows GROUP BY tenant_id;
@@ -132,9 +127,9 @@ DROP FUNCTION tapvault_charge_rows();
 DROP FUNCTION tapvault_log_rows();
 
 CREATE TRIGGER proofs_charge AFTER INSERT ON proofs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_proofs_charge();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_raw_charge();
 CREATE TRIGGER wallet_backups_charge AFTER INSERT ON wallet_backups
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_wallet_backups_charge();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_raw_charge();
 CREATE TRIGGER addresses_charge AFTER INSERT ON addresses
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tapvault_addresses_charge();
 CREATE TRIGGER tapscripts_charge AFTER INSERT ON tapscripts

@@ -14,7 +14,7 @@ use tapvault_api::proto::tapvault_v1 as v1;
 use tapvault_api::proto::universerpc as upb;
 use tapvault_codec::backup::{AssetBackup, WalletBackup, VERSION_RAW};
 use tapvault_codec::primitives::sha256;
-use tapvault_codec::universe::universe_leaf_sum;
+use tapvault_codec::universe::{universe_leaf_sum, UniverseSubject};
 use tapvault_codec::{File, ProofType};
 use tapvault_mssmt::{LeafUpdate, MemTree};
 use tapvault_verify::Options;
@@ -218,10 +218,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
     let mut from_inventory: Vec<(AssetBackup, String)> = Vec::new();
     for (o, reason) in &inventory {
         if let Some(e) = inventory_entry(&mut b, o).await? {
-            locators
-                .known
-                .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
-                .or_insert_with(|| e.clone());
+            locators.insert(&e);
             from_inventory.push((e, reason.clone()));
         } else {
             let op = o.anchor.as_ref().map(|x| format!("{}:{}", x.txid, x.vout));
@@ -234,17 +231,13 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
 
     // The universes of the outputs to recover are recomputed from their
     // listed leaves while the outputs are recovered.
-    let mut subjects: std::collections::BTreeSet<([u8; 32], Option<[u8; 32]>)> = chosen
+    let subjects = chosen
         .iter()
         .flat_map(|(_, wb, _)| wb.assets.iter())
         .chain(from_inventory.iter().map(|(e, _)| e))
-        .map(|e| (e.asset.id(), e.asset.group_key.map(|g| g.x_only())))
+        .map(|e| UniverseSubject::of(&e.asset))
         .collect();
-    let roots = tokio::spawn(tree_roots(
-        b.clone(),
-        u.clone(),
-        std::mem::take(&mut subjects),
-    ));
+    let roots = tokio::spawn(tree_roots(b.clone(), u.clone(), subjects));
     let mut entries_out = Vec::new();
     let mut done = std::collections::HashSet::new();
     let mut listed = std::collections::HashSet::new();
@@ -561,12 +554,15 @@ struct Locators {
 }
 
 impl Locators {
+    /// The first entry seen for an output wins.
+    fn insert(&mut self, e: &AssetBackup) {
+        self.known
+            .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
+            .or_insert_with(|| e.clone());
+    }
+
     fn add(&mut self, wb: &WalletBackup) {
-        for e in &wb.assets {
-            self.known
-                .entry((e.anchor_outpoint, e.asset.script_key.x_only()))
-                .or_insert_with(|| e.clone());
-        }
+        wb.assets.iter().for_each(|e| self.insert(e));
     }
 
     async fn get(
@@ -1006,26 +1002,23 @@ type TreeId = ([u8; 32], i32);
 async fn tree_roots(
     mut b: tapvault_api::client::BackupClient,
     mut u: tapvault_api::client::UniverseClient,
-    subjects: std::collections::BTreeSet<([u8; 32], Option<[u8; 32]>)>,
+    subjects: std::collections::HashSet<UniverseSubject>,
 ) -> Result<TreeRoots> {
     const FEW: usize = 64;
-    let wanted: std::collections::HashSet<[u8; 32]> = subjects
-        .iter()
-        .map(|(id, g)| match g {
-            Some(x) => sha256(&[x]),
-            None => *id,
-        })
-        .collect();
+    let wanted: std::collections::HashSet<[u8; 32]> =
+        subjects.iter().map(UniverseSubject::id_bytes).collect();
     let selectors: Vec<v1::list_leaves_request::Selector> = if subjects.len() <= FEW {
-        let mut v: Vec<_> = subjects
+        subjects
             .iter()
-            .map(|(id, g)| match g {
-                Some(x) => v1::list_leaves_request::Selector::GroupKey(x.to_vec()),
-                None => v1::list_leaves_request::Selector::AssetId(id.to_vec()),
+            .map(|s| match s {
+                UniverseSubject::GroupKey(g) => {
+                    v1::list_leaves_request::Selector::GroupKey(g.x_only().to_vec())
+                }
+                UniverseSubject::AssetId(id) => {
+                    v1::list_leaves_request::Selector::AssetId(id.to_vec())
+                }
             })
-            .collect();
-        v.dedup();
-        v
+            .collect()
     } else {
         vec![v1::list_leaves_request::Selector::All(true)]
     };

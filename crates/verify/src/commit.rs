@@ -92,6 +92,25 @@ fn is_p2tr(s: &[u8]) -> bool {
     s.len() == 34 && s[0] == 0x51 && s[1] == 0x20
 }
 
+/// The x-only output key of `internal` committing to the TAP commitment
+/// `top` in `version`'s formatting, beside the tapscript `sibling` if any.
+pub(crate) fn commitment_output_key(
+    internal: &PubKey,
+    top: &Node,
+    version: u8,
+    sibling: Option<&TapscriptPreimage>,
+) -> Result<[u8; 32], String> {
+    let ik = internal
+        .to_secp()
+        .ok_or("internal key is not a valid point")?;
+    let mut root = tap_leaf(0xc0, &commitment_script(version, &top.hash, top.sum));
+    if let Some(s) = sibling {
+        root = tap_branch(&root, &preimage_hash(s).map_err(|e| e.to_string())?);
+    }
+    let q = taproot_output_key(&ik, Some(&root)).ok_or("taproot tweak failed")?;
+    Ok(x_only(&q))
+}
+
 /// Tries the proof's commitment version and the V0 formatting (tapd accepts
 /// either); returns the version that reproduces `want`.
 fn match_commitment(
@@ -101,26 +120,13 @@ fn match_commitment(
     sibling: Option<&TapscriptPreimage>,
     want: &[u8; 32],
 ) -> Result<u8, String> {
-    let ik = internal
-        .to_secp()
-        .ok_or("internal key is not a valid point")?;
-    let sib = sibling
-        .map(preimage_hash)
-        .transpose()
-        .map_err(|e| e.to_string())?;
     let mut tried = Vec::new();
     for v in [version, 0] {
         if tried.contains(&v) {
             continue;
         }
         tried.push(v);
-        let leaf = tap_leaf(0xc0, &commitment_script(v, &top.hash, top.sum));
-        let root = match &sib {
-            Some(s) => tap_branch(&leaf, s),
-            None => leaf,
-        };
-        let q = taproot_output_key(&ik, Some(&root)).ok_or("taproot tweak failed")?;
-        if x_only(&q) == *want {
+        if commitment_output_key(internal, top, v, sibling)? == *want {
             return Ok(v);
         }
     }

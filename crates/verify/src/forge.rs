@@ -10,9 +10,9 @@
 //! is not on any real chain.
 
 use crate::commit::{
-    asset_commitment_key, empty_leaf, tap_commitment_key, top_root_direct, top_root_via_asset,
+    anchor_leaf, asset_commitment_key, commitment_output_key, empty_leaf, tap_commitment_key,
+    top_root_direct, top_root_via_asset,
 };
-use crate::taproot::{commitment_script, preimage_hash, tap_branch, tap_leaf, taproot_output_key};
 use bitcoin::hashes::Hash as _;
 use tapvault_codec::{AnchorTx, Asset, Proof, PubKey, TaprootProof};
 use tapvault_mssmt::Node;
@@ -49,11 +49,7 @@ pub fn reanchor_genesis(base: &Proof, change: &Change) -> Result<Proof, String> 
     let asset = p.asset.clone();
     let mut tx = p.anchor_tx.tx.clone();
 
-    let key = output_key(
-        &mut p.inclusion_proof,
-        &asset,
-        crate::commit::anchor_leaf(&asset)?,
-    )?;
+    let key = output_key(&mut p.inclusion_proof, &asset, anchor_leaf(&asset)?)?;
     set_p2tr(&mut tx, p.inclusion_proof.output_index, key)?;
     for ep in p.exclusion_proofs.iter_mut() {
         if ep.commitment_proof.is_some() {
@@ -90,17 +86,12 @@ fn output_key(tp: &mut TaprootProof, asset: &Asset, leaf: Node) -> Result<[u8; 3
         }
         None => top_root_direct(&cp.taproot_asset_proof, &tap_key, leaf)?,
     };
-    let script = commitment_script(cp.taproot_asset_proof.version, &top.hash, top.sum);
-    let mut root = tap_leaf(0xc0, &script);
-    if let Some(s) = &cp.tap_sibling_preimage {
-        root = tap_branch(&root, &preimage_hash(s).map_err(|e| e.to_string())?);
-    }
-    let ik = tp
-        .internal_key
-        .to_secp()
-        .ok_or("internal key is not a valid point")?;
-    let q = taproot_output_key(&ik, Some(&root)).ok_or("taproot tweak failed")?;
-    Ok(crate::taproot::x_only(&q))
+    commitment_output_key(
+        &tp.internal_key,
+        &top,
+        cp.taproot_asset_proof.version,
+        cp.tap_sibling_preimage.as_ref(),
+    )
 }
 
 fn set_p2tr(tx: &mut bitcoin::Transaction, index: u32, key: [u8; 32]) -> Result<(), String> {

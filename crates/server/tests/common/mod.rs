@@ -238,23 +238,28 @@ pub fn query_key(req: &pb::AssetProof) -> pb::UniverseKey {
     req.key.clone().unwrap()
 }
 
+/// The `i`-th script key of the synthetic and forged proofs: the public
+/// key of secret `i + 1`.
+fn nth_key(i: usize) -> tapvault_codec::primitives::PubKey {
+    let mut sk = [0u8; 32];
+    sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+    let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
+        .unwrap()
+        .public_key(tapvault_verify::taproot::secp());
+    tapvault_codec::primitives::PubKey(key.serialize())
+}
+
 /// `n` distinct proofs of one asset (the regtest genesis proof with new
 /// script keys: decode-only servers accept them), and their requests.
 pub fn synthetic(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
     let base = tapvault_codec::Proof::decode(&regtest()[0].1).unwrap();
-    let secp = bitcoin::secp256k1::Secp256k1::new();
     (0..n)
         .map(|i| {
             let mut p = base.clone();
             if !tag.is_empty() {
                 p.asset.genesis.tag = tag.as_bytes().to_vec();
             }
-            let mut sk = [0u8; 32];
-            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
-                .unwrap()
-                .public_key(&secp);
-            p.asset.script_key = tapvault_codec::primitives::PubKey(key.serialize());
+            p.asset.script_key = nth_key(i);
             let raw = p.encode();
             let req = courier_request(&raw);
             (raw, req)
@@ -269,16 +274,10 @@ pub fn forged(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
     use tapvault_verify::forge::{reanchor_genesis, Change};
     let base = tapvault_codec::Proof::decode(&find("valid regtest genesis proof with meta reveal"))
         .unwrap();
-    let secp = bitcoin::secp256k1::Secp256k1::new();
     (0..n)
         .map(|i| {
-            let mut sk = [0u8; 32];
-            sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
-                .unwrap()
-                .public_key(&secp);
             let change = Change {
-                script_key: Some(tapvault_codec::primitives::PubKey(key.serialize())),
+                script_key: Some(nth_key(i)),
                 tag: (!tag.is_empty()).then(|| tag.as_bytes().to_vec()),
             };
             let raw = reanchor_genesis(&base, &change).unwrap().encode();
