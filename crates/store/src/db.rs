@@ -163,6 +163,10 @@ async fn probe(o: &PgConnectOptions) -> Result<bool, sqlx::Error> {
         .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
+/// How long a pooled connection may sit idle before it is pinged on
+/// acquire (see `connect_many`).
+const PING_IDLE: Duration = Duration::from_millis(500);
+
 pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
     connect_many(&[url.to_string()], max_connections, false).await
 }
@@ -229,10 +233,24 @@ pub async fn connect_many(
         // A call waiting for a connection to a database that is gone fails
         // within its deadline rather than hanging.
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx's own check pings before every acquire: a round trip on
+        // every request and two on every batch, while the connection was
+        // in use a moment ago. Only a connection idle for a while (maybe
+        // cut by an outage or a restart since) is pinged; one that breaks
+        // in use fails its call, and sqlx closes it.
+        .test_before_acquire(false)
         // A connection made before a failover points at the old database.
-        .before_acquire(move |_c, meta| {
+        .before_acquire(move |c, meta| {
             let fresh = meta.age < t.since_switch();
-            Box::pin(async move { Ok(fresh) })
+            Box::pin(async move {
+                if !fresh {
+                    return Ok(false);
+                }
+                if meta.idle_for >= PING_IDLE {
+                    return Ok(sqlx::Connection::ping(c).await.is_ok());
+                }
+                Ok(true)
+            })
         })
         .connect_with(targets.list[i].1.clone())
         .await?;

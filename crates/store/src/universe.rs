@@ -133,11 +133,85 @@ async fn insert_in_own_tx(
     leaves: &[NewLeaf],
     answers: bool,
 ) -> Result<Vec<InsertResult>, StoreError> {
-    let mut tx = db.pool.begin().await?;
-    let locked = lock_trees(&mut tx, tenant, leaves).await?;
-    let out = file_locked(&mut tx, db, tenant, leaves, locked, answers).await?;
-    tx.commit().await?;
-    Ok(out)
+    let namespaces = tree_namespaces(leaves);
+    let lock = lock_statement(tenant, &namespaces)?;
+    let mut tx = HandTx {
+        conn: db.pool.acquire().await?,
+        open: false,
+    };
+    let filed = async {
+        // BEGIN and the tree locks in one round trip; the roots are read by
+        // the batch's lookup, the next statement (so after the locks are
+        // held).
+        tx.open = true;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
+            .execute(&mut *tx.conn)
+            .await?;
+        let out = file_locked(
+            &mut tx.conn,
+            db,
+            tenant,
+            leaves,
+            LockedTrees::Held(namespaces),
+            answers,
+        )
+        .await?;
+        sqlx::raw_sql("COMMIT").execute(&mut *tx.conn).await?;
+        tx.open = false;
+        Ok::<_, StoreError>(out)
+    }
+    .await;
+    if filed.is_err()
+        && sqlx::raw_sql("ROLLBACK")
+            .execute(&mut *tx.conn)
+            .await
+            .is_ok()
+    {
+        tx.open = false;
+    }
+    filed
+}
+
+/// A pooled connection in a transaction begun by hand (sqlx's own
+/// `begin_with` leaves a connection whose custom `BEGIN` statement failed
+/// inside the aborted transaction, and returns it to the pool so). Dropped
+/// while the transaction is open (an error whose rollback failed too, or a
+/// cancelled future), the connection is closed, never pooled.
+struct HandTx {
+    conn: sqlx::pool::PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl Drop for HandTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// `BEGIN`, then the lock of every tree in `namespaces`, in their order
+/// (see [`lock_trees`]), as one simple-protocol string: the values are a
+/// tenant id and namespaces, which are ours (a proof type and hex), and are
+/// checked to be nothing else before they are spliced in.
+fn lock_statement(tenant: TenantId, namespaces: &[String]) -> Result<String, StoreError> {
+    let empty = hex::encode(tapvault_mssmt::empty_root().hash);
+    let mut sql = String::from(
+        "BEGIN; INSERT INTO mssmt_roots (tenant_id, namespace, root_hash, root_sum) VALUES ",
+    );
+    for (i, ns) in namespaces.iter().enumerate() {
+        if ns.is_empty() || !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(StoreError::Tree(format!("not a tree namespace: {ns:?}")));
+        }
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("({}, '{ns}', '\\x{empty}', 0)", tenant.0));
+    }
+    sql.push_str(
+        " ON CONFLICT (tenant_id, namespace) DO UPDATE SET root_sum = mssmt_roots.root_sum",
+    );
+    Ok(sql)
 }
 
 /// [`insert_leaves`] inside a caller's transaction, so other rows (a backup
@@ -152,20 +226,18 @@ pub async fn insert_leaves_tx(
     file_locked(tx, db, tenant, leaves, locked, false).await
 }
 
-/// The roots of every tree a batch of leaves may change, locked.
-pub struct LockedTrees(std::collections::HashMap<String, Node>);
+/// The trees a batch of leaves may change, locked: with their roots as the
+/// lock read them, or only held (the batch's lookup reads the roots).
+pub enum LockedTrees {
+    Read(std::collections::HashMap<String, Node>),
+    Held(Vec<String>),
+}
 
-/// Locks the trees `leaves` may change, in the one lock order every writer
+/// Every tree `leaves` may change, in the one lock order every writer
 /// follows: each universe's issuance then transfer tree, universes in byte
 /// order, then the two multiverse trees. Writers therefore never deadlock
-/// on trees, whatever their batches hold. A caller that writes other rows
-/// in the same transaction locks first (rows that take the tenant's usage
-/// lock come after the tree locks in every writer).
-pub async fn lock_trees(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    leaves: &[NewLeaf],
-) -> Result<LockedTrees, StoreError> {
+/// on trees, whatever their batches hold.
+fn tree_namespaces(leaves: &[NewLeaf]) -> Vec<String> {
     let mut uids: Vec<[u8; 32]> = leaves.iter().map(|l| l.universe_id).collect();
     uids.sort();
     uids.dedup();
@@ -177,33 +249,60 @@ pub async fn lock_trees(
     for ty in [ProofType::Issuance, ProofType::Transfer] {
         namespaces.push(ty.multiverse_namespace().to_string());
     }
-    Ok(LockedTrees(lock_roots(conn, tenant, &namespaces).await?))
+    namespaces
 }
 
-/// Files `leaves` into trees locked by [`lock_trees`]: the rows, then every
-/// tree update computed in memory, then the new nodes, roots and universes
-/// written by one statement.
+/// Locks the trees `leaves` may change ([`tree_namespaces`]) and reads
+/// their roots. A caller that writes other rows in the same transaction
+/// locks first (rows that take the tenant's usage lock come after the tree
+/// locks in every writer).
+pub async fn lock_trees(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    leaves: &[NewLeaf],
+) -> Result<LockedTrees, StoreError> {
+    Ok(LockedTrees::Read(
+        lock_roots(conn, tenant, &tree_namespaces(leaves)).await?,
+    ))
+}
+
+/// Files `leaves` into trees locked by [`lock_trees`] (or by the lock
+/// statement that began the transaction): the rows, then every tree update
+/// computed in memory, then the last rows with the new nodes, roots and
+/// universes, written by one statement.
 pub async fn file_locked(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     db: &Db,
     tenant: TenantId,
     leaves: &[NewLeaf],
     locked: LockedTrees,
     answers: bool,
 ) -> Result<Vec<InsertResult>, StoreError> {
-    let (mut out, pending, head_is_this) = file_rows(tx, tenant, leaves).await?;
-    let mut trees = TxTrees::new(tx, tenant, db.cache.clone(), locked.0);
-    let touched = apply_tree_work(&mut trees, pending).await?;
+    let (roots, to_read) = match locked {
+        LockedTrees::Read(r) => (Some(r), Vec::new()),
+        LockedTrees::Held(ns) => (None, ns),
+    };
+    let mut filed = file_rows(tx, tenant, leaves, &to_read).await?;
+    let roots = roots.unwrap_or(std::mem::take(&mut filed.roots));
+    let mut trees = TxTrees::new(tx, tenant, db.cache.clone(), roots);
+    let touched = apply_tree_work(&mut trees, filed.work).await?;
     if answers {
-        for ((r, leaf), answerable) in out.iter_mut().zip(leaves).zip(head_is_this) {
+        for ((r, leaf), answerable) in filed.out.iter_mut().zip(leaves).zip(filed.head_is_this) {
             if answerable {
                 r.proofs = Some(leaf_proofs(&mut trees, leaf).await?);
             }
         }
     }
-    let rows = trees.into_rows();
-    write_trees(tx, tenant, rows, &touched).await?;
-    Ok(out)
+    let tree_rows = trees.into_rows();
+    write_batch(
+        tx,
+        tenant,
+        &filed.last.unwrap_or_default(),
+        &tree_rows,
+        &touched,
+    )
+    .await?;
+    Ok(filed.out)
 }
 
 /// `leaf`'s proofs from the batch's trees.
@@ -227,14 +326,97 @@ async fn leaf_proofs(trees: &mut TxTrees<'_>, leaf: &NewLeaf) -> Result<LeafProo
     })
 }
 
-/// The batch's new nodes, changed roots and new universes, in one statement.
-async fn write_trees(
+/// A run of rows: the columns of one [`write_batch`].
+#[derive(Default)]
+struct RunCols<'a> {
+    uids: Vec<&'a [u8]>,
+    tys: Vec<i16>,
+    keys: Vec<&'a [u8]>,
+    versions: Vec<i32>,
+    hashes: Vec<Vec<u8>>,
+    asset_ids: Vec<&'a [u8]>,
+    group_keys: Vec<Option<&'a [u8]>>,
+    txids: Vec<Vec<u8>>,
+    vouts: Vec<i32>,
+    script_keys: Vec<&'a [u8]>,
+    script_keys_x: Vec<&'a [u8]>,
+    amounts: Vec<i64>,
+    sums: Vec<i64>,
+    node_hashes: Vec<Vec<u8>>,
+    heights: Vec<i32>,
+    block_hashes: Vec<&'a [u8]>,
+    names: Vec<&'a str>,
+    raws: Vec<&'a [u8]>,
+    received: Vec<Option<i64>>,
+    prevs: Vec<Option<&'a [u8]>>,
+    completes: Vec<bool>,
+    ev_kinds: Vec<&'static str>,
+    ev_uids: Vec<&'a [u8]>,
+    ev_tys: Vec<i16>,
+    ev_keys: Vec<&'a [u8]>,
+    ev_hashes: Vec<Vec<u8>>,
+}
+
+impl<'a> RunCols<'a> {
+    /// The written rows (duplicates write only their event), and an event
+    /// for every row, in arrival order.
+    fn of(run: &[PendingRow<'a>]) -> Self {
+        let mut c = RunCols::default();
+        for r in run {
+            let l = r.leaf;
+            c.ev_kinds.push(match r.outcome {
+                InsertOutcome::New => "new_leaf",
+                InsertOutcome::NewVersion => "new_version",
+                InsertOutcome::Duplicate => "duplicate",
+            });
+            c.ev_uids.push(&l.universe_id);
+            c.ev_tys.push(type_code(l.proof_type));
+            c.ev_keys.push(&l.leaf_key);
+            c.ev_hashes.push(r.proof_hash.to_vec());
+            if r.outcome == InsertOutcome::Duplicate {
+                continue;
+            }
+            c.uids.push(&l.universe_id);
+            c.tys.push(type_code(l.proof_type));
+            c.keys.push(&l.leaf_key);
+            c.versions.push(r.version);
+            c.hashes.push(r.proof_hash.to_vec());
+            c.asset_ids.push(&l.asset_id);
+            c.group_keys.push(l.group_key.as_ref().map(|g| &g[..]));
+            c.txids.push(l.anchor.txid.to_byte_array().to_vec());
+            c.vouts.push(l.anchor.vout as i32);
+            c.script_keys.push(&l.script_key);
+            c.script_keys_x.push(&l.script_key[1..]);
+            c.amounts.push(i64_of(l.amount));
+            c.sums.push(i64_of(l.leaf_sum));
+            c.node_hashes.push(r.leaf_node.hash.to_vec());
+            c.heights.push(l.block_height as i32);
+            c.block_hashes.push(&l.block_hash);
+            c.names.push(&l.asset_name);
+            c.raws.push(&l.raw);
+            c.received.push(l.received_at.map(Timestamp::micros));
+            c.prevs.push(l.prev_leaf_key.as_ref().map(|k| &k[..]));
+            c.completes.push(r.complete);
+        }
+        c
+    }
+}
+
+/// A run of rows (proofs, leaves, heads, events) and the batch's new
+/// nodes, changed roots and new universes, in one statement: the batch's
+/// last run is written with its trees, earlier runs (rare) with none.
+async fn write_batch(
     conn: &mut PgConnection,
     tenant: TenantId,
-    rows: TreeRows,
+    c: &RunCols<'_>,
+    rows: &TreeRows,
     universes: &[(NewLeaf, ProofType)],
 ) -> Result<(), StoreError> {
-    if rows.node_hashes.is_empty() && rows.root_namespaces.is_empty() && universes.is_empty() {
+    if c.ev_kinds.is_empty()
+        && rows.node_hashes.is_empty()
+        && rows.root_namespaces.is_empty()
+        && universes.is_empty()
+    {
         return Ok(());
     }
     let u_ids: Vec<&[u8]> = universes.iter().map(|(l, _)| &l.universe_id[..]).collect();
@@ -252,23 +434,93 @@ async fn write_trees(
         .map(|(l, _)| l.asset_name.as_str())
         .collect();
     sqlx::query(
-        "WITH n AS (
+        "WITH i AS (
+            SELECT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[], $5::INT4[], $6::BYTEA[],
+                $7::BYTEA[], $8::BYTEA[], $9::BYTEA[], $10::INT4[], $11::BYTEA[], $12::BYTEA[],
+                $13::INT8[], $14::INT8[], $15::BYTEA[], $16::INT4[], $17::BYTEA[], $18::TEXT[],
+                $19::BYTEA[], $20::INT8[], $21::BYTEA[], $22::BOOL[])
+            WITH ORDINALITY AS t(universe_id, proof_type, leaf_key, version, proof_hash,
+                asset_id, group_key, anchor_txid, anchor_vout, script_key, script_key_x,
+                amount, leaf_sum, leaf_node_hash, block_height, block_hash, asset_name,
+                raw, received_at, prev_leaf_key, complete, ord)
+         ),
+         p AS (
+            INSERT INTO proofs (tenant_id, hash, raw)
+            SELECT DISTINCT ON (proof_hash) $1, proof_hash, raw FROM i
+            ON CONFLICT DO NOTHING
+         ),
+         l AS (
+            INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version,
+                proof_hash, asset_id, group_key, anchor_txid, anchor_vout, script_key,
+                script_key_x, amount, leaf_sum, leaf_node_hash, block_height, block_hash,
+                asset_name, inserted_at)
+            SELECT $1, universe_id, proof_type, leaf_key, version, proof_hash, asset_id,
+                group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
+                leaf_node_hash, block_height, block_hash, asset_name,
+                tapvault_time(received_at)
+            FROM i ORDER BY ord
+            RETURNING id, universe_id, proof_type, leaf_key
+         ),
+         h AS (
+            INSERT INTO universe_heads (tenant_id, universe_id, proof_type, leaf_key, leaf_id,
+                prev_leaf_key, complete)
+            SELECT $1, i.universe_id, i.proof_type, i.leaf_key, l.id, i.prev_leaf_key, i.complete
+            FROM i JOIN l ON l.universe_id = i.universe_id AND l.proof_type = i.proof_type
+                AND l.leaf_key = i.leaf_key
+            ON CONFLICT (tenant_id, universe_id, proof_type, leaf_key)
+                DO UPDATE SET leaf_id = EXCLUDED.leaf_id
+         ),
+         e AS (
+            INSERT INTO ingest_events (tenant_id, kind, universe_id, proof_type, leaf_key,
+                proof_hash)
+            SELECT $1, kind, u, t, k, ph
+            FROM unnest($23::TEXT[], $24::BYTEA[], $25::INT2[], $26::BYTEA[], $27::BYTEA[])
+                WITH ORDINALITY AS e(kind, u, t, k, ph, ord)
+            ORDER BY ord
+         ),
+         n AS (
             INSERT INTO mssmt_nodes (tenant_id, hash, kind, data)
-            SELECT $1, * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])
+            SELECT $1, * FROM unnest($28::BYTEA[], $29::INT2[], $30::BYTEA[])
             ON CONFLICT DO NOTHING
          ),
          u AS (
             INSERT INTO universes (tenant_id, universe_id, proof_type, asset_id, group_key,
                 asset_name)
-            SELECT $1, * FROM unnest($8::BYTEA[], $9::INT2[], $10::BYTEA[], $11::BYTEA[],
-                $12::TEXT[])
+            SELECT $1, * FROM unnest($34::BYTEA[], $35::INT2[], $36::BYTEA[], $37::BYTEA[],
+                $38::TEXT[])
             ON CONFLICT DO NOTHING
          )
          UPDATE mssmt_roots r SET root_hash = x.h, root_sum = x.s, updated_at = now()
-         FROM unnest($5::TEXT[], $6::BYTEA[], $7::INT8[]) AS x(ns, h, s)
+         FROM unnest($31::TEXT[], $32::BYTEA[], $33::INT8[]) AS x(ns, h, s)
          WHERE r.tenant_id = $1 AND r.namespace = x.ns",
     )
     .bind(tenant)
+    .bind(&c.uids)
+    .bind(&c.tys)
+    .bind(&c.keys)
+    .bind(&c.versions)
+    .bind(&c.hashes)
+    .bind(&c.asset_ids)
+    .bind(&c.group_keys)
+    .bind(&c.txids)
+    .bind(&c.vouts)
+    .bind(&c.script_keys)
+    .bind(&c.script_keys_x)
+    .bind(&c.amounts)
+    .bind(&c.sums)
+    .bind(&c.node_hashes)
+    .bind(&c.heights)
+    .bind(&c.block_hashes)
+    .bind(&c.names)
+    .bind(&c.raws)
+    .bind(&c.received)
+    .bind(&c.prevs)
+    .bind(&c.completes)
+    .bind(&c.ev_kinds)
+    .bind(&c.ev_uids)
+    .bind(&c.ev_tys)
+    .bind(&c.ev_keys)
+    .bind(&c.ev_hashes)
     .bind(&rows.node_hashes)
     .bind(&rows.node_kinds)
     .bind(&rows.node_data)
@@ -325,12 +577,14 @@ struct PendingRow<'a> {
 /// leaves came one by one; then each run of distinct leaf keys is written
 /// by one statement. Returns the results, the tree work and which leaves
 /// are their key's head once the batch is filed.
-async fn file_rows(
-    tx: &mut Transaction<'static, Postgres>,
+async fn file_rows<'a>(
+    tx: &mut PgConnection,
     tenant: TenantId,
-    leaves: &[NewLeaf],
-) -> Result<(Vec<InsertResult>, Vec<TreeWork>, Vec<bool>), StoreError> {
-    let (heads, complete_keys, waiting) = load_batch(tx, tenant, leaves).await?;
+    leaves: &'a [NewLeaf],
+    roots_to_read: &[String],
+) -> Result<Filed<'a>, StoreError> {
+    let (heads, complete_keys, waiting, roots) =
+        load_batch(tx, tenant, leaves, roots_to_read).await?;
     let mut st = BatchState {
         known: load_older_versions(tx, tenant, leaves, &heads).await?,
         heads,
@@ -347,7 +601,7 @@ async fn file_rows(
         let hk: HeadKey = (leaf.universe_id, ty, leaf.leaf_key);
         if !run_keys.insert(hk) {
             // A key twice in one statement would upsert its head twice.
-            flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st).await?;
+            flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st, false).await?;
             run_keys.clear();
             run_keys.insert(hk);
         }
@@ -402,7 +656,7 @@ async fn file_rows(
             outcome,
         });
     }
-    flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st).await?;
+    let last = flush_run(tx, tenant, &mut run, &mut out, &mut work, &mut st, true).await?;
     // Which leaves the batch's trees answer for: those whose key's head,
     // once the whole batch is filed, is the very proof given (not an older
     // version pushed again, nor one a later leaf of the batch replaced).
@@ -414,16 +668,78 @@ async fn file_rows(
             st.heads.get(&hk).is_some_and(|h| h.proof_hash == *ph)
         })
         .collect();
-    Ok((out, work, head_is_this))
+    Ok(Filed {
+        out,
+        work,
+        head_is_this,
+        roots,
+        last,
+    })
 }
 
+/// What [`file_rows`] decided and wrote.
+struct Filed<'a> {
+    out: Vec<InsertResult>,
+    work: Vec<TreeWork>,
+    /// Which leaves the batch's trees answer for.
+    head_is_this: Vec<bool>,
+    /// The roots it was asked to read.
+    roots: std::collections::HashMap<String, Node>,
+    /// The last run's rows, to be written with the trees.
+    last: Option<RunCols<'a>>,
+}
+
+/// What [`load_batch`] reads: $1 tenant; $2, $3, $4 the batch's (universe,
+/// proof type, leaf key); $5, $6 its (universe, previous output key); $7
+/// the trees whose roots to read.
+///
+/// Every lookup is a LATERAL subquery with LIMIT (never pulled up
+/// into a join), so each key is one index probe whatever the
+/// statistics say. As plain joins, a table that grew since it was
+/// last analyzed (every new tenant's) got a hash join over all the
+/// tenant's heads per batch: the cost grew with the tenant.
+#[doc(hidden)]
+pub const BATCH_LOOKUP: &str =
+    "SELECT 0 AS kind, k.u AS universe_id, k.t AS proof_type, k.lk AS leaf_key,
+        h.complete, h.proof_hash, h.version, NULL::TEXT AS namespace, 0::INT8 AS root_sum
+ FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
+ CROSS JOIN LATERAL (
+     SELECT h.complete, l.proof_hash, l.version
+     FROM universe_heads h JOIN universe_leaves l ON l.id = h.leaf_id
+     WHERE h.tenant_id = $1 AND h.universe_id = k.u AND h.proof_type = k.t
+       AND h.leaf_key = k.lk
+     LIMIT 1) h
+ UNION ALL
+ SELECT 1, k.u, 0::INT2, k.lk, TRUE, NULL::BYTEA, 0, NULL::TEXT, 0::INT8
+ FROM (SELECT DISTINCT * FROM unnest($5::BYTEA[], $6::BYTEA[])) AS k(u, lk)
+ CROSS JOIN LATERAL (
+     SELECT 1 FROM universe_heads h
+     WHERE h.tenant_id = $1 AND h.universe_id = k.u AND h.leaf_key = k.lk AND h.complete
+     LIMIT 1) h
+ UNION ALL
+ SELECT 2, u.u, 0::INT2, NULL::BYTEA, FALSE, NULL::BYTEA, 0, NULL::TEXT, 0::INT8
+ FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[])) AS u(u)
+ CROSS JOIN LATERAL (
+     SELECT 1 FROM universe_heads w
+     WHERE w.tenant_id = $1 AND w.universe_id = u.u AND NOT w.complete
+     LIMIT 1) w
+ UNION ALL
+ SELECT 3, r.root_hash, 0::INT2, NULL::BYTEA, FALSE, NULL::BYTEA, 0, n.ns, r.root_sum
+ FROM unnest($7::TEXT[]) AS n(ns)
+ CROSS JOIN LATERAL (
+     SELECT r.root_hash, r.root_sum FROM mssmt_roots r
+     WHERE r.tenant_id = $1 AND r.namespace = n.ns
+     LIMIT 1) r";
+
 /// What a batch's decisions start from, read with one statement: the heads
-/// of its leaf keys, which of its previous outputs are complete heads, and
-/// which of its universes have leaves waiting for their ancestry.
+/// of its leaf keys, which of its previous outputs are complete heads,
+/// which of its universes have leaves waiting for their ancestry, and the
+/// roots of `roots_to_read`.
 async fn load_batch(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     tenant: TenantId,
     leaves: &[NewLeaf],
+    roots_to_read: &[String],
 ) -> Result<BatchLookup, StoreError> {
     let uids: Vec<&[u8]> = leaves.iter().map(|l| &l.universe_id[..]).collect();
     let tys: Vec<i16> = leaves.iter().map(|l| type_code(l.proof_type)).collect();
@@ -447,33 +763,20 @@ async fn load_batch(
         complete: bool,
         proof_hash: Option<[u8; 32]>,
         version: i32,
+        namespace: Option<String>,
+        root_sum: i64,
     }
-    let rows: Vec<LookupRow> = sqlx::query_as(
-        "SELECT 0 AS kind, h.universe_id, h.proof_type, h.leaf_key, h.complete,
-                l.proof_hash, l.version
-         FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[])) AS k(u, t, lk)
-         JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
-              AND h.proof_type = k.t AND h.leaf_key = k.lk
-         JOIN universe_leaves l ON l.id = h.leaf_id
-         UNION ALL
-         SELECT DISTINCT 1, h.universe_id, 0::INT2, h.leaf_key, TRUE, NULL::BYTEA, 0
-         FROM unnest($5::BYTEA[], $6::BYTEA[]) AS k(u, lk)
-         JOIN universe_heads h ON h.tenant_id = $1 AND h.universe_id = k.u
-              AND h.leaf_key = k.lk AND h.complete
-         UNION ALL
-         SELECT 2, u.u, 0::INT2, NULL::BYTEA, FALSE, NULL::BYTEA, 0
-         FROM (SELECT DISTINCT * FROM unnest($2::BYTEA[])) AS u(u)
-         WHERE EXISTS (SELECT 1 FROM universe_heads w
-                       WHERE w.tenant_id = $1 AND w.universe_id = u.u AND NOT w.complete)",
-    )
-    .bind(tenant)
-    .bind(&uids)
-    .bind(&tys)
-    .bind(&keys)
-    .bind(&prev_uids)
-    .bind(&prev_keys)
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows: Vec<LookupRow> = sqlx::query_as(BATCH_LOOKUP)
+        .bind(tenant)
+        .bind(&uids)
+        .bind(&tys)
+        .bind(&keys)
+        .bind(&prev_uids)
+        .bind(&prev_keys)
+        .bind(roots_to_read)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut roots = std::collections::HashMap::new();
     let mut heads = std::collections::HashMap::new();
     let mut complete = std::collections::HashSet::new();
     // Every universe of the batch: known to wait or not, without a query
@@ -498,23 +801,36 @@ async fn load_batch(
             (2, _, _) => {
                 waiting.insert(r.universe_id, true);
             }
+            (3, _, _) => {
+                let ns = r
+                    .namespace
+                    .ok_or_else(|| StoreError::Corrupt("batch lookup root row".into()))?;
+                roots.insert(
+                    ns,
+                    Node {
+                        hash: r.universe_id,
+                        sum: u64_of(r.root_sum),
+                    },
+                );
+            }
             _ => return Err(StoreError::Corrupt("batch lookup row".into())),
         }
     }
-    Ok((heads, complete, waiting))
+    Ok((heads, complete, waiting, roots))
 }
 
 type BatchLookup = (
     std::collections::HashMap<HeadKey, Head>,
     std::collections::HashSet<([u8; 32], [u8; 32])>,
     std::collections::HashMap<[u8; 32], bool>,
+    std::collections::HashMap<String, Node>,
 );
 
 /// The stored versions a batch's proofs could repeat: every head, plus the
 /// older versions of keys with several versions whose head differs from an
 /// incoming proof (usually none, and then no query is made).
 async fn load_older_versions(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     tenant: TenantId,
     leaves: &[NewLeaf],
     heads: &std::collections::HashMap<HeadKey, Head>,
@@ -557,7 +873,7 @@ async fn load_older_versions(
     .bind(&uids)
     .bind(&tys)
     .bind(&keys)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     for r in rows {
         out.insert(
@@ -570,141 +886,33 @@ async fn load_older_versions(
 
 /// Writes one run (distinct leaf keys) with one statement, then completes
 /// orphans that the run's new complete leaves were waiting for.
-async fn flush_run(
-    tx: &mut Transaction<'static, Postgres>,
+async fn flush_run<'a>(
+    tx: &mut PgConnection,
     tenant: TenantId,
-    run: &mut Vec<PendingRow<'_>>,
+    run: &mut Vec<PendingRow<'a>>,
     out: &mut Vec<InsertResult>,
     work: &mut Vec<TreeWork>,
     st: &mut BatchState,
-) -> Result<(), StoreError> {
+    last: bool,
+) -> Result<Option<RunCols<'a>>, StoreError> {
     if run.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let writes: Vec<&PendingRow> = run
-        .iter()
-        .filter(|r| r.outcome != InsertOutcome::Duplicate)
-        .collect();
-    let col =
-        |f: &dyn Fn(&PendingRow) -> Vec<u8>| writes.iter().map(|r| f(r)).collect::<Vec<Vec<u8>>>();
-    let uids = col(&|r| r.leaf.universe_id.to_vec());
-    let keys = col(&|r| r.leaf.leaf_key.to_vec());
-    let hashes = col(&|r| r.proof_hash.to_vec());
-    let asset_ids = col(&|r| r.leaf.asset_id.to_vec());
-    let txids = col(&|r| r.leaf.anchor.txid.to_byte_array().to_vec());
-    let script_keys = col(&|r| r.leaf.script_key.to_vec());
-    let script_keys_x = col(&|r| r.leaf.script_key[1..].to_vec());
-    let node_hashes = col(&|r| r.leaf_node.hash.to_vec());
-    let block_hashes = col(&|r| r.leaf.block_hash.to_vec());
-    let raws: Vec<&[u8]> = writes.iter().map(|r| &r.leaf.raw[..]).collect();
-    let tys: Vec<i16> = writes
-        .iter()
-        .map(|r| type_code(r.leaf.proof_type))
-        .collect();
-    let versions: Vec<i32> = writes.iter().map(|r| r.version).collect();
-    let group_keys: Vec<Option<Vec<u8>>> = writes
-        .iter()
-        .map(|r| r.leaf.group_key.map(|g| g.to_vec()))
-        .collect();
-    let vouts: Vec<i32> = writes.iter().map(|r| r.leaf.anchor.vout as i32).collect();
-    let amounts: Vec<i64> = writes.iter().map(|r| i64_of(r.leaf.amount)).collect();
-    let sums: Vec<i64> = writes.iter().map(|r| i64_of(r.leaf.leaf_sum)).collect();
-    let heights: Vec<i32> = writes.iter().map(|r| r.leaf.block_height as i32).collect();
-    let names: Vec<&str> = writes.iter().map(|r| r.leaf.asset_name.as_str()).collect();
-    let received: Vec<Option<i64>> = writes
-        .iter()
-        .map(|r| r.leaf.received_at.map(Timestamp::micros))
-        .collect();
-    let prevs: Vec<Option<Vec<u8>>> = writes
-        .iter()
-        .map(|r| r.leaf.prev_leaf_key.map(|k| k.to_vec()))
-        .collect();
-    let completes: Vec<bool> = writes.iter().map(|r| r.complete).collect();
-    // Events for every row, duplicates included, in arrival order.
-    let ev_kinds: Vec<&str> = run
-        .iter()
-        .map(|r| match r.outcome {
-            InsertOutcome::New => "new_leaf",
-            InsertOutcome::NewVersion => "new_version",
-            InsertOutcome::Duplicate => "duplicate",
-        })
-        .collect();
-    let ev_uids: Vec<&[u8]> = run.iter().map(|r| &r.leaf.universe_id[..]).collect();
-    let ev_tys: Vec<i16> = run.iter().map(|r| type_code(r.leaf.proof_type)).collect();
-    let ev_keys: Vec<&[u8]> = run.iter().map(|r| &r.leaf.leaf_key[..]).collect();
-    let ev_hashes: Vec<&[u8]> = run.iter().map(|r| &r.proof_hash[..]).collect();
-    sqlx::query(
-        "WITH i AS (
-            SELECT * FROM unnest($2::BYTEA[], $3::INT2[], $4::BYTEA[], $5::INT4[], $6::BYTEA[],
-                $7::BYTEA[], $8::BYTEA[], $9::BYTEA[], $10::INT4[], $11::BYTEA[], $12::BYTEA[],
-                $13::INT8[], $14::INT8[], $15::BYTEA[], $16::INT4[], $17::BYTEA[], $18::TEXT[],
-                $19::BYTEA[], $20::INT8[], $21::BYTEA[], $22::BOOL[])
-            WITH ORDINALITY AS t(universe_id, proof_type, leaf_key, version, proof_hash,
-                asset_id, group_key, anchor_txid, anchor_vout, script_key, script_key_x,
-                amount, leaf_sum, leaf_node_hash, block_height, block_hash, asset_name,
-                raw, received_at, prev_leaf_key, complete, ord)
-         ),
-         p AS (
-            INSERT INTO proofs (tenant_id, hash, raw)
-            SELECT DISTINCT ON (proof_hash) $1, proof_hash, raw FROM i
-            ON CONFLICT DO NOTHING
-         ),
-         l AS (
-            INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version,
-                proof_hash, asset_id, group_key, anchor_txid, anchor_vout, script_key,
-                script_key_x, amount, leaf_sum, leaf_node_hash, block_height, block_hash,
-                asset_name, inserted_at)
-            SELECT $1, universe_id, proof_type, leaf_key, version, proof_hash, asset_id,
-                group_key, anchor_txid, anchor_vout, script_key, script_key_x, amount, leaf_sum,
-                leaf_node_hash, block_height, block_hash, asset_name,
-                tapvault_time(received_at)
-            FROM i ORDER BY ord
-            RETURNING id, universe_id, proof_type, leaf_key
-         ),
-         h AS (
-            INSERT INTO universe_heads (tenant_id, universe_id, proof_type, leaf_key, leaf_id,
-                prev_leaf_key, complete)
-            SELECT $1, i.universe_id, i.proof_type, i.leaf_key, l.id, i.prev_leaf_key, i.complete
-            FROM i JOIN l ON l.universe_id = i.universe_id AND l.proof_type = i.proof_type
-                AND l.leaf_key = i.leaf_key
-            ON CONFLICT (tenant_id, universe_id, proof_type, leaf_key)
-                DO UPDATE SET leaf_id = EXCLUDED.leaf_id
-         )
-         INSERT INTO ingest_events (tenant_id, kind, universe_id, proof_type, leaf_key, proof_hash)
-         SELECT $1, kind, u, t, k, ph
-         FROM unnest($23::TEXT[], $24::BYTEA[], $25::INT2[], $26::BYTEA[], $27::BYTEA[])
-            WITH ORDINALITY AS e(kind, u, t, k, ph, ord)
-         ORDER BY ord",
-    )
-    .bind(tenant)
-    .bind(&uids)
-    .bind(&tys)
-    .bind(&keys)
-    .bind(&versions)
-    .bind(&hashes)
-    .bind(&asset_ids)
-    .bind(&group_keys)
-    .bind(&txids)
-    .bind(&vouts)
-    .bind(&script_keys)
-    .bind(&script_keys_x)
-    .bind(&amounts)
-    .bind(&sums)
-    .bind(&node_hashes)
-    .bind(&heights)
-    .bind(&block_hashes)
-    .bind(&names)
-    .bind(&raws)
-    .bind(&received)
-    .bind(&prevs)
-    .bind(&completes)
-    .bind(&ev_kinds)
-    .bind(&ev_uids)
-    .bind(&ev_tys)
-    .bind(&ev_keys)
-    .bind(&ev_hashes)
-    .execute(&mut **tx)
-    .await?;
+    // A new complete leaf in a universe with waiting leaves may complete
+    // some: they are found by a query after this run's rows are written.
+    // Otherwise the batch's last run waits to be written with its trees.
+    let completes_others = run.iter().any(|r| {
+        r.outcome == InsertOutcome::New
+            && r.complete
+            && st.waiting.get(&r.leaf.universe_id).copied().unwrap_or(true)
+    });
+    let cols = RunCols::of(run);
+    let deferred = if last && !completes_others {
+        Some(cols)
+    } else {
+        write_batch(tx, tenant, &cols, &TreeRows::default(), &[]).await?;
+        None
+    };
 
     for r in run.drain(..) {
         let mut completed = 0;
@@ -750,7 +958,7 @@ async fn flush_run(
             proofs: None,
         });
     }
-    Ok(())
+    Ok(deferred)
 }
 
 /// Leaf updates for one universe tree, applied once per transaction.
