@@ -6,21 +6,33 @@
 
 use tapvault_store::db::testdb;
 
-/// The plan of `sql` run with `args` (SQL literals).
-async fn plan(pool: &sqlx::PgPool, sql: &str, args: &str) -> String {
+/// The lines of `explain` (an EXPLAIN of `EXECUTE q(args)`) for `sql`,
+/// prepared as `q` after the `SET` statement `setting`.
+async fn explain(
+    pool: &sqlx::PgPool,
+    setting: &str,
+    sql: &str,
+    explain: &str,
+    args: &str,
+) -> Vec<String> {
     let mut conn = pool.acquire().await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET enable_seqscan = off; PREPARE q AS {sql}"
+        "SET {setting}; PREPARE q AS {sql}"
     )))
     .execute(&mut *conn)
     .await
     .unwrap();
-    let rows: Vec<String> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE q({args})")))
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-    rows.join("\n")
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{explain} EXECUTE q({args})")))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+}
+
+/// The plan of `sql` run with `args` (SQL literals).
+async fn plan(pool: &sqlx::PgPool, sql: &str, args: &str) -> String {
+    explain(pool, "enable_seqscan = off", sql, "EXPLAIN", args)
+        .await
+        .join("\n")
 }
 
 fn bytes(n: usize, b: u8) -> String {
@@ -65,19 +77,14 @@ async fn a_proof_is_found_by_its_whole_output_key() {
 
 /// The maximum `actual rows` of any node of `sql`'s generic plan, run.
 async fn most_rows_read(pool: &sqlx::PgPool, sql: &str, args: &str) -> (usize, String) {
-    let mut conn = pool.acquire().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET plan_cache_mode = force_generic_plan; PREPARE q AS {sql}"
-    )))
-    .execute(&mut *conn)
-    .await
-    .unwrap();
-    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE q({args})"
-    )))
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap();
+    let rows = explain(
+        pool,
+        "plan_cache_mode = force_generic_plan",
+        sql,
+        "EXPLAIN (ANALYZE, TIMING OFF)",
+        args,
+    )
+    .await;
     let most = rows
         .iter()
         .filter_map(|l| l.split("actual rows=").nth(1))
