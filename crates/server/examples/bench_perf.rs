@@ -6,7 +6,8 @@
 //! plaintext, tokens on, the server verifying at LEVEL (default `full`; also
 //! `decode-only`, `no-header`). The proofs are the regtest genesis proof
 //! with new script keys or asset tags, re-anchored by the forge so that each
-//! passes full verification. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point.
+//! passes full verification; proof files are a forged genesis and 100 signed
+//! transfers. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -157,27 +158,38 @@ async fn main() {
         done = s;
     }
 
-    // QueryProof at 2,000 requests/s.
-    let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
-    let (_, u) = client::clients(ch, Some(&tokens[0])).unwrap();
+    // QueryProof at 2,000 requests/s: right after the pushes, and in the
+    // steady state (the new rows vacuumed and analyzed, as autovacuum leaves
+    // a server between bursts).
     let keys_q: Arc<Vec<pb::UniverseKey>> = Arc::new(
         common::forged(n, "one")
             .into_iter()
             .map(|(_, r)| r.key.unwrap())
             .collect(),
     );
-    let (p50, p99, calls) = paced(2000, 3, move |i| {
-        let (mut u, keys) = (u.clone(), keys_q.clone());
-        async move {
-            u.query_proof(keys[i % keys.len()].clone()).await.unwrap();
+    for state in ["right after the pushes", "steady state"] {
+        if state == "steady state" {
+            sqlx::raw_sql("VACUUM ANALYZE")
+                .execute(&running.db.pool)
+                .await
+                .unwrap();
         }
-    })
-    .await;
-    rows.push(Row {
-        name: format!("QueryProof at 2,000 rps ({calls} calls)"),
-        value: format!("p50 {p50:.1?}, p99 {p99:.1?}"),
-        ratio: None,
-    });
+        let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
+        let (_, u) = client::clients(ch, Some(&tokens[0])).unwrap();
+        let keys = keys_q.clone();
+        let (p50, p99, calls) = paced(2000, 3, move |i| {
+            let (mut u, keys) = (u.clone(), keys.clone());
+            async move {
+                u.query_proof(keys[i % keys.len()].clone()).await.unwrap();
+            }
+        })
+        .await;
+        rows.push(Row {
+            name: format!("QueryProof at 2,000 rps, {state} ({calls} calls)"),
+            value: format!("p50 {p50:.1?}, p99 {p99:.1?}"),
+            ratio: None,
+        });
+    }
 
     // A 1,000-output v1 wallet backup (one genesis proof each).
     let assets: Vec<_> = common::forged(1000, "backup")
@@ -207,6 +219,74 @@ async fn main() {
     rows.push(Row {
         name: "PushWalletBackup, 1,000-output v1 backup".into(),
         value: format!("{:.2?}", t0.elapsed()),
+        ratio: None,
+    });
+
+    // Proof files: a genesis and 100 signed transfers each (101 proofs),
+    // pushed whole one after another, then read back.
+    let files: Vec<Vec<u8>> = (0..20)
+        .map(|c| common::forged_chain(100, &format!("chain-{c}"), c * 1000).encode())
+        .collect();
+    let tips: Vec<v1::GetProofFileRequest> = files
+        .iter()
+        .map(|f| {
+            let tip = tapvault_codec::File::decode(f)
+                .unwrap()
+                .last_proof()
+                .unwrap()
+                .unwrap();
+            let op = tip.outpoint();
+            v1::GetProofFileRequest {
+                outpoint: Some(v1::OutPoint {
+                    txid: op.txid.to_string(),
+                    vout: op.vout,
+                }),
+                script_key: tip.asset.script_key.0.to_vec(),
+            }
+        })
+        .collect();
+    let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
+    let (mut b, _) = client::clients(ch, Some(&tokens[3])).unwrap();
+    let mut lat = Vec::new();
+    for f in &files {
+        let t0 = Instant::now();
+        let r = b
+            .push_proof_file(v1::PushProofFileRequest {
+                proof_file: f.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        lat.push(t0.elapsed());
+        assert!(r.complete && r.num_new == 101);
+    }
+    rows.push(Row {
+        name: format!("PushProofFile, 101-proof chain ({} files)", files.len()),
+        value: format!(
+            "p50 {:.1?}, max {:.1?}",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 1.0)
+        ),
+        ratio: None,
+    });
+    let mut lat = Vec::new();
+    for i in 0..500 {
+        let t0 = Instant::now();
+        let r = b
+            .get_proof_file(tips[i % tips.len()].clone())
+            .await
+            .unwrap()
+            .into_inner();
+        lat.push(t0.elapsed());
+        assert!(r.complete && r.num_proofs == 101);
+    }
+    rows.push(Row {
+        name: "GetProofFile, 101-proof chain (500 calls, one client)".into(),
+        value: format!(
+            "p50 {:.1?}, p99 {:.1?}",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99)
+        ),
         ratio: None,
     });
 

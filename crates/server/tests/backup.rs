@@ -407,6 +407,53 @@ async fn full_vm_level_files_signed_chains() {
     s.stop().await;
 }
 
+/// A long chain (the forge's: a genesis and 100 signed transfers) is filed
+/// whole at `full-vm` and handed back byte for byte; the same chain with one
+/// signature broken (and re-anchored, so only the VM can tell) is refused
+/// and nothing of it is stored.
+#[tokio::test]
+async fn a_long_signed_chain_round_trips_and_a_bad_signature_sinks_it() {
+    let s = TestServer::start(VerifyLevel::FullVm, false).await;
+    let (mut b, _) = s.clients(None);
+    let mut bad = forged_chain(10, "broken", 500).decode_proofs().unwrap();
+    let mut p = bad[6].proof.clone();
+    p.asset.prev_witnesses[0].tx_witness[0][3] ^= 1;
+    tapvault_verify::forge::reanchor(&mut p).unwrap();
+    bad[6].proof = p;
+    let e = b
+        .push_proof_file(v1::PushProofFileRequest {
+            proof_file: file_of(&bad.iter().map(|r| r.proof.encode()).collect::<Vec<_>>()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("Taproot Assets VM"), "{e:?}");
+    assert_eq!(s.count("universe_leaves").await, 0, "nothing stored");
+
+    let file = forged_chain(100, "long", 0).encode();
+    let r = b
+        .push_proof_file(v1::PushProofFileRequest {
+            proof_file: file.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.num_proofs, r.num_new, r.complete), (101, 101, true));
+    let last = File::decode(&file).unwrap().last_proof().unwrap().unwrap().encode();
+    let got = b
+        .get_proof_file(v1::GetProofFileRequest {
+            outpoint: Some(op_pb(&last)),
+            script_key: script_key(&last),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.complete);
+    assert_eq!(got.num_proofs, 101);
+    assert_eq!(got.proof_file, file);
+    s.stop().await;
+}
+
 /// `--verify full-vm` over the courier: a transfer is checked against the
 /// input proof the tenant already holds. To prove the VM really reads the
 /// stored input, the stored input is swapped (behind the server's back) for

@@ -1,7 +1,9 @@
-//! Distinct, fully valid genesis proofs made from one real one, for benches
-//! and tests that need many proofs `--verify full` accepts (feature `forge`).
+//! Distinct, fully valid proofs made from one real genesis proof, for
+//! benches and tests that need many proofs `--verify full` accepts (feature
+//! `forge`): new genesis proofs, and chains of transfers from them.
 //!
-//! The asset gets a new script key and/or tag; then everything above it is
+//! The asset gets a new script key and/or tag (or, for a transfer, a new
+//! owner and a signed witness spending the previous output); then everything above it is
 //! recomputed the way a minter would have: the asset commitment, the TAP
 //! commitment, the anchor output's key (and any other output whose
 //! exclusion proof commits under the asset's keys), the anchor tx, the block
@@ -14,7 +16,7 @@ use crate::commit::{
     top_root_direct, top_root_via_asset,
 };
 use bitcoin::hashes::Hash as _;
-use tapvault_codec::{AnchorTx, Asset, Proof, PubKey, TaprootProof};
+use tapvault_codec::{AnchorTx, Asset, PrevId, Proof, PubKey, TaprootProof, Witness};
 use tapvault_mssmt::Node;
 
 /// What to change in the base proof.
@@ -46,6 +48,73 @@ pub fn reanchor_genesis(base: &Proof, change: &Change) -> Result<Proof, String> 
     if let Some(k) = change.script_key {
         p.asset.script_key = k;
     }
+    reanchor(&mut p)?;
+    Ok(p)
+}
+
+/// The next proof of a chain: `prev`'s whole asset sent to `to` by its
+/// owner (`owner`, the secret key of `prev`'s script key, used as the
+/// BIP-341 output key itself), anchored in a tx that spends `prev`'s
+/// anchor outpoint, in a block mined like the others.
+///
+/// The transfer is a version-0 proof without STXO proofs (which a V0 proof
+/// need not carry); ungrouped assets only (a grouped transfer's group
+/// membership needs its anchor, which the forge does not make).
+pub fn transfer(
+    prev: &Proof,
+    owner: &bitcoin::secp256k1::SecretKey,
+    to: PubKey,
+) -> Result<Proof, String> {
+    use bitcoin::secp256k1::{Keypair, Message};
+    if prev.asset.group_key.is_some() {
+        return Err("grouped assets are not forged as transfers".into());
+    }
+    let keys = Keypair::from_secret_key(crate::taproot::secp(), owner);
+    if keys.x_only_public_key().0.serialize() != prev.asset.script_key.x_only() {
+        return Err("owner is not the secret key of the spent script key".into());
+    }
+    let out = prev.outpoint();
+    let prev_id = PrevId {
+        out_point: out,
+        asset_id: prev.asset.id(),
+        script_key: prev.asset.script_key,
+    };
+    let mut p = prev.clone();
+    p.version = 0;
+    p.prev_out = out;
+    p.genesis_reveal = None;
+    p.meta_reveal = None;
+    p.group_key_reveal = None;
+    p.additional_inputs.clear();
+    p.challenge_witness = None;
+    p.split_root_proof = None;
+    p.asset.script_key = to;
+    p.asset.split_commitment_root = None;
+    p.asset.prev_witnesses = vec![Witness {
+        prev_id: Some(prev_id),
+        tx_witness: Vec::new(),
+        split_commitment: None,
+    }];
+    let msg = crate::vm::key_spend_sighash(&p.asset, &[(prev_id, prev.asset.clone())], 0)
+        .map_err(|e| e.to_string())?;
+    let sig = crate::taproot::secp().sign_schnorr_no_aux_rand(&Message::from_digest(msg), &keys);
+    p.asset.prev_witnesses[0].tx_witness = vec![sig.as_ref().to_vec()];
+    let input = p
+        .anchor_tx
+        .tx
+        .input
+        .first_mut()
+        .ok_or("anchor tx has no input")?;
+    input.previous_output = out;
+    reanchor(&mut p)?;
+    Ok(p)
+}
+
+/// Recomputes everything above `p`'s asset: commitments, the anchor output
+/// keys, the anchor tx, the block's merkle root and proof of work (after any
+/// edit of the asset: tests use it to make proofs that are well anchored
+/// yet wrong in what only the VM checks).
+pub fn reanchor(p: &mut Proof) -> Result<(), String> {
     let asset = p.asset.clone();
     let mut tx = p.anchor_tx.tx.clone();
 
@@ -61,8 +130,7 @@ pub fn reanchor_genesis(base: &Proof, change: &Change) -> Result<Proof, String> 
     p.anchor_tx = AnchorTx { raw, tx };
     let root = p.tx_merkle_proof.root(p.anchor_tx.txid().to_byte_array());
     p.block_header.0[36..68].copy_from_slice(&root);
-    mine(&mut p)?;
-    Ok(p)
+    mine(p)
 }
 
 /// The x-only output key that commits `leaf` at the asset's slots, with the

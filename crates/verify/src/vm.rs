@@ -335,29 +335,65 @@ fn validate_state_transition(
                 "input has no witness".into(),
             ));
         }
-        let spent = if group_genesis {
-            let gk = prev
-                .group_key
-                .ok_or_else(|| VmError::Other("group anchor without a group key".into()))?;
-            TxOut {
-                value: Amount::from_sat(prev.amount),
-                script_pubkey: p2tr(&gk.x_only()),
-            }
-        } else {
+        if !group_genesis {
             matches_asset_params(new, prev, &id)?;
-            TxOut {
-                value: Amount::from_sat(prev.amount),
-                script_pubkey: p2tr(&prev.script_key.x_only()),
-            }
-        };
-        let mut tx = vtx.clone();
-        tx.lock_time = LockTime::from_consensus(new.lock_time as u32);
-        tx.input[0].previous_output.vout = idx as u32;
-        tx.input[0].sequence = Sequence(new.relative_lock_time as u32);
+        }
+        let (mut tx, spent) = input_tx(&vtx, new, idx, prev, group_genesis)?;
         tx.input[0].witness = Witness::from_slice(&w.tx_witness);
         run_script(&tx, &spent)?;
     }
     Ok(())
+}
+
+/// Input `idx`'s copy of the virtual tx (its lock times, its vout) and the
+/// output it spends: what that input's witness signs and runs against.
+fn input_tx(
+    vtx: &Transaction,
+    new: &Asset,
+    idx: usize,
+    prev: &Asset,
+    group_genesis: bool,
+) -> Result<(Transaction, TxOut), VmError> {
+    let key = if group_genesis {
+        prev.group_key
+            .ok_or_else(|| VmError::Other("group anchor without a group key".into()))?
+            .x_only()
+    } else {
+        prev.script_key.x_only()
+    };
+    let spent = TxOut {
+        value: Amount::from_sat(prev.amount),
+        script_pubkey: p2tr(&key),
+    };
+    let mut tx = vtx.clone();
+    tx.lock_time = LockTime::from_consensus(new.lock_time as u32);
+    tx.input[0].previous_output.vout = idx as u32;
+    tx.input[0].sequence = Sequence(new.relative_lock_time as u32);
+    Ok((tx, spent))
+}
+
+/// The BIP-341 key-spend sighash (SIGHASH_DEFAULT) input `idx` of `new`'s
+/// transition from `inputs` signs: what a forged transfer's owner signs.
+#[cfg(feature = "forge")]
+pub(crate) fn key_spend_sighash(
+    new: &Asset,
+    inputs: &[(PrevId, Asset)],
+    idx: usize,
+) -> Result<[u8; 32], VmError> {
+    use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
+    let set: InputSet = inputs
+        .iter()
+        .map(|(id, a)| (id.hash(), (*id, a.clone())))
+        .collect();
+    let (vtx, _) = virtual_tx(new, &set)?;
+    let (_, prev) = inputs
+        .get(idx)
+        .ok_or_else(|| VmError::NoInputs(format!("no input {idx}")))?;
+    let (tx, spent) = input_tx(&vtx, new, idx, prev, false)?;
+    let h = SighashCache::new(&tx)
+        .taproot_key_spend_signature_hash(0, &Prevouts::All(&[spent]), TapSighashType::Default)
+        .map_err(|e| VmError::Other(e.to_string()))?;
+    Ok(h.to_byte_array())
 }
 
 /// Bitcoin Core's consensus script check of input 0 spending `spent`.

@@ -4,8 +4,8 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use tapvault_codec::{Proof, PubKey};
-use tapvault_verify::forge::{reanchor_genesis, Change};
-use tapvault_verify::{verify_proof, Check, Options};
+use tapvault_verify::forge::{reanchor, reanchor_genesis, transfer, Change};
+use tapvault_verify::{verify_chain, verify_proof, Check, Options};
 
 fn genesis() -> Vec<u8> {
     let dir = std::env::var_os("TAPVAULT_VECTORS")
@@ -92,4 +92,67 @@ fn a_grouped_asset_keeps_its_tag() {
     };
     let e = reanchor_genesis(&base, &change).unwrap_err();
     assert!(e.contains("group"), "{e}");
+}
+
+fn secret(i: u64) -> bitcoin::secp256k1::SecretKey {
+    let mut sk = [0u8; 32];
+    sk[24..].copy_from_slice(&(i + 1).to_be_bytes());
+    bitcoin::secp256k1::SecretKey::from_slice(&sk).unwrap()
+}
+
+/// A genesis owned by key 0 and `n` transfers, owner i → i + 1, as a file.
+fn chain(n: u64) -> tapvault_codec::file::File {
+    let base = Proof::decode(&genesis()).unwrap();
+    let change = Change {
+        script_key: Some(key(0)),
+        tag: None,
+    };
+    let mut p = reanchor_genesis(&base, &change).unwrap();
+    let mut f = tapvault_codec::file::File::new();
+    f.append_raw(p.encode());
+    for i in 0..n {
+        p = transfer(&p, &secret(i), key(i + 1)).unwrap();
+        f.append_raw(p.encode());
+    }
+    f
+}
+
+const VM: Options = Options {
+    header: true,
+    vm: true,
+};
+
+#[test]
+fn a_forged_chain_of_transfers_passes_the_vm_and_its_links() {
+    let f = tapvault_codec::file::File::decode(&chain(4).encode()).unwrap();
+    let proofs = f.decode_proofs().unwrap();
+    assert_eq!(proofs.len(), 5);
+    let v = verify_chain(&proofs, VM).unwrap();
+    assert_eq!(v.last().unwrap().script_key, key(4));
+    for (i, w) in proofs.windows(2).enumerate() {
+        assert_eq!(w[1].proof.prev_out, w[0].proof.outpoint(), "link {i}");
+        assert!(!w[1].proof.asset.is_genesis());
+        // The witness really is checked: every check passed, none pending
+        // except what a V0 transfer has no data for.
+        let r = verify_proof(&w[1].proof, Options::default());
+        assert!(r.is_ok(), "{r}");
+    }
+}
+
+#[test]
+fn a_forged_transfer_signed_by_someone_else_fails_the_vm() {
+    let f = chain(1);
+    let mut proofs = f.decode_proofs().unwrap();
+    // Key 5 does not own the genesis output.
+    let e = transfer(&proofs[0].proof, &secret(5), key(6)).unwrap_err();
+    assert!(e.contains("owner"), "{e}");
+    // A signature byte flipped and the proof re-anchored: every check but
+    // the VM's passes, and the VM rejects the signature.
+    let mut p = proofs[1].proof.clone();
+    p.asset.prev_witnesses[0].tx_witness[0][10] ^= 1;
+    reanchor(&mut p).unwrap();
+    assert!(verify_proof(&p, Options::default()).is_ok());
+    proofs[1].proof = p;
+    let e = verify_chain(&proofs, VM).unwrap_err();
+    assert!(e.to_string().contains("witness"), "{e}");
 }

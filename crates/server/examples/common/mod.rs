@@ -6,7 +6,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod fixtures;
 #[allow(unused_imports)]
-pub use fixtures::{forged, regtest, synthetic};
+pub use fixtures::{forged, forged_chain, regtest, synthetic};
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -238,14 +238,17 @@ pub fn query_key(req: &pb::AssetProof) -> pb::UniverseKey {
     req.key.clone().unwrap()
 }
 
+/// The secret of the `i`-th script key: `i + 1`.
+fn nth_secret(i: usize) -> bitcoin::secp256k1::SecretKey {
+    let mut sk = [0u8; 32];
+    sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+    bitcoin::secp256k1::SecretKey::from_slice(&sk).unwrap()
+}
+
 /// The `i`-th script key of the synthetic and forged proofs: the public
 /// key of secret `i + 1`.
 fn nth_key(i: usize) -> tapvault_codec::primitives::PubKey {
-    let mut sk = [0u8; 32];
-    sk[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-    let key = bitcoin::secp256k1::SecretKey::from_slice(&sk)
-        .unwrap()
-        .public_key(tapvault_verify::taproot::secp());
+    let key = nth_secret(i).public_key(tapvault_verify::taproot::secp());
     tapvault_codec::primitives::PubKey(key.serialize())
 }
 
@@ -285,6 +288,27 @@ pub fn forged(n: usize, tag: &str) -> Vec<(Vec<u8>, pb::AssetProof)> {
             (raw, req)
         })
         .collect()
+}
+
+/// A proof file: a forged genesis of asset `tag` owned by key `first`, then
+/// `n` transfers of the whole asset, key `first + i` to `first + i + 1`,
+/// each signed and anchored so that `--verify full-vm` accepts the file.
+pub fn forged_chain(n: usize, tag: &str, first: usize) -> tapvault_codec::File {
+    use tapvault_verify::forge::{reanchor_genesis, transfer, Change};
+    let base = tapvault_codec::Proof::decode(&find("valid regtest genesis proof with meta reveal"))
+        .unwrap();
+    let change = Change {
+        script_key: Some(nth_key(first)),
+        tag: Some(tag.as_bytes().to_vec()),
+    };
+    let mut p = reanchor_genesis(&base, &change).unwrap();
+    let mut f = tapvault_codec::File::new();
+    f.append_raw(p.encode());
+    for i in first..first + n {
+        p = transfer(&p, &nth_secret(i), nth_key(i + 1)).unwrap();
+        f.append_raw(p.encode());
+    }
+    f
 }
 
 /// The same leaf with different bytes: an unknown odd record appended.
