@@ -31,6 +31,11 @@ pub trait NodeStore: Send {
     /// Saves new nodes (already-present hashes may be given again).
     async fn store_nodes(&mut self, nodes: Vec<(Hash, StoredNode)>) -> Result<(), Self::Error>;
     async fn store_root(&mut self, root: Node) -> Result<(), Self::Error>;
+    /// An update is rewriting the position `hash` holds: once the update is
+    /// stored, this tree no longer points at it. A cache may drop it (a node
+    /// is content-addressed, so dropping one still in use somewhere only
+    /// costs a reload). The default keeps everything.
+    fn superseded(&mut self, _hash: &Hash) {}
 }
 
 /// An in-memory store (tests, recovery client, interop CLI).

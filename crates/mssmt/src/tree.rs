@@ -203,6 +203,7 @@ impl<S: NodeStore> Tree<S> {
             let children = if cur.is_empty_at(depth) {
                 None
             } else {
+                self.store.superseded(&cur.hash);
                 match self.load(&cur.hash).await? {
                     StoredNode::Branch { left, right } => Some((left, right)),
                     StoredNode::Leaf { key, leaf } => {
@@ -273,14 +274,23 @@ impl<S: NodeStore> Tree<S> {
         // A lone compacted leaf under an otherwise empty branch moves up.
         if le || re {
             let only = if le { r } else { l };
-            let only = match only {
+            let (only, stored) = match only {
                 Sub::Existing(n) => match self.load(&n.hash).await? {
-                    StoredNode::Leaf { key, leaf } => Sub::Leaf { key, leaf, node: n },
-                    StoredNode::Branch { .. } => Sub::Branch(n),
+                    StoredNode::Leaf { key, leaf } => (Sub::Leaf { key, leaf, node: n }, true),
+                    StoredNode::Branch { .. } => (Sub::Branch(n), true),
                 },
-                other => other,
+                other => (other, false),
             };
             if let Sub::Leaf { key, leaf, node } = only {
+                // The leaf moves up a level, so its node at `child` is
+                // dead: a stored one is superseded, and one this update
+                // made a level down (the last it pushed: the other side is
+                // empty and pushed nothing) need never be written.
+                if stored {
+                    self.store.superseded(&node.hash);
+                } else if out.last().is_some_and(|(h, _)| *h == node.hash) {
+                    out.pop();
+                }
                 let e = empty_tree()[child];
                 let up = if bit(&key, depth) {
                     Node::branch(&e, &node)?

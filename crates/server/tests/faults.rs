@@ -818,6 +818,10 @@ async fn fsck_names_what_was_changed_behind_the_servers_back() {
         "UPDATE mssmt_roots SET root_sum = root_sum + 1 WHERE namespace LIKE 'issuance-%'",
         "UPDATE universe_heads SET complete = NOT complete WHERE proof_type = 2",
         "UPDATE tenant_usage SET items = items + 1",
+        // A leaf row goes (its head now names nothing; not the leaf whose
+        // proof changed above), and the backup entries name another backup.
+        "DELETE FROM universe_leaves WHERE proof_hash = (SELECT hash FROM proofs ORDER BY hash DESC LIMIT 1)",
+        "UPDATE backup_entries SET backup_id = -1",
     ] {
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&db.pool).await.unwrap();
     }
@@ -830,6 +834,8 @@ async fn fsck_names_what_was_changed_behind_the_servers_back() {
         "root",
         "ancestry",
         "usage",
+        "head",
+        "backup entry",
     ] {
         assert!(checks.contains(want), "{want} not found in {findings:#?}");
     }

@@ -129,6 +129,27 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
         });
     }
 
+    // A head names a stored version of its own leaf key.
+    let rows: Vec<(TenantId, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT h.tenant_id, h.leaf_key, h.leaf_id FROM universe_heads h
+         WHERE NOT EXISTS (SELECT 1 FROM universe_leaves l
+             WHERE l.tenant_id = h.tenant_id AND l.id = h.leaf_id
+               AND l.universe_id = h.universe_id AND l.proof_type = h.proof_type
+               AND l.leaf_key = h.leaf_key)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (tenant, leaf_key, leaf_id) in rows {
+        out.push(Finding {
+            tenant: name(tenant),
+            check: "head",
+            detail: format!(
+                "leaf {}: its head names leaf row {leaf_id}, which is not a version of it",
+                hex::encode(leaf_key)
+            ),
+        });
+    }
+
     // A head is complete exactly when it is an issuance leaf or its
     // previous leaf is a complete head of the same universe.
     let rows: Vec<(TenantId, Vec<u8>, bool)> = sqlx::query_as(
@@ -245,6 +266,23 @@ pub async fn fsck(db: &Db) -> Result<(Checked, Vec<Finding>), StoreError> {
             tenant: name(tenant),
             check: "backup checksum",
             detail: format!("wallet backup {id} does not match its checksum"),
+        });
+    }
+
+    // Every backup entry belongs to a stored backup.
+    let rows: Vec<(TenantId, i64, i64)> = sqlx::query_as(
+        "SELECT e.tenant_id, e.backup_id, count(*) FROM backup_entries e
+         WHERE NOT EXISTS (SELECT 1 FROM wallet_backups b
+             WHERE b.tenant_id = e.tenant_id AND b.id = e.backup_id)
+         GROUP BY 1, 2",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (tenant, backup, n) in rows {
+        out.push(Finding {
+            tenant: name(tenant),
+            check: "backup entry",
+            detail: format!("{n} entries of wallet backup {backup}, which is not stored"),
         });
     }
 

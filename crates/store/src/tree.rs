@@ -55,6 +55,18 @@ impl NodeCache {
         Self::insert(&mut g, self.cap, (tenant, *h), n.clone());
         Some(n)
     }
+    /// Drops nodes no tree points at any more, so the cache holds the live
+    /// trees rather than their history.
+    fn forget(&self, tenant: TenantId, hashes: &[Hash]) {
+        if let Ok(mut g) = self.inner.lock() {
+            for h in hashes {
+                let k = (tenant, *h);
+                if g.young.remove(&k).is_none() {
+                    g.old.remove(&k);
+                }
+            }
+        }
+    }
     fn put(&self, tenant: TenantId, h: Hash, n: StoredNode) {
         if let Ok(mut g) = self.inner.lock() {
             Self::insert(&mut g, self.cap, (tenant, h), n);
@@ -342,6 +354,8 @@ pub struct TxTrees<'c> {
     roots: HashMap<String, Node>,
     changed: Vec<String>,
     new_nodes: HashMap<Hash, StoredNode>,
+    /// Nodes the updates replaced, dropped from the cache at the end.
+    superseded: Vec<Hash>,
 }
 
 /// What a [`TxTrees`] wrote, as the columns of its final statement.
@@ -369,6 +383,7 @@ impl<'c> TxTrees<'c> {
             roots,
             changed: Vec::new(),
             new_nodes: HashMap::new(),
+            superseded: Vec::new(),
         }
     }
 
@@ -390,6 +405,9 @@ impl<'c> TxTrees<'c> {
     /// transaction then rolls back, see [`NodeCache`]).
     pub fn into_rows(self) -> TreeRows {
         let mut r = TreeRows::default();
+        // Before the new nodes join: a position rewritten with the same
+        // node keeps it.
+        self.cache.forget(self.tenant, &self.superseded);
         for (h, n) in self.new_nodes {
             let (k, d) = encode_node(&n);
             r.node_hashes.push(h.to_vec());
@@ -438,6 +456,10 @@ impl NodeStore for TxTree<'_, '_> {
     async fn store_nodes(&mut self, nodes: Vec<(Hash, StoredNode)>) -> Result<(), StoreError> {
         self.trees.new_nodes.extend(nodes);
         Ok(())
+    }
+
+    fn superseded(&mut self, hash: &Hash) {
+        self.trees.superseded.push(*hash);
     }
 
     async fn store_root(&mut self, root: Node) -> Result<(), StoreError> {

@@ -89,3 +89,35 @@ async fn tenants_are_never_deleted() {
     assert_eq!(left, 1);
     t.drop_db().await;
 }
+
+/// Data rows carry no foreign keys at all: each cost a lookup and a row
+/// lock per inserted row, and the lookup's plan (made once per connection,
+/// often while the tables were still empty) was seen reading a tenant's
+/// whole anchor index per new head. fsck checks those references instead
+/// (crates/server/tests/faults.rs). Only bookkeeping rows name their tenant.
+#[tokio::test]
+async fn data_rows_carry_no_foreign_keys() {
+    let t = testdb::create().await;
+    let fks: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conrelid::regclass::TEXT, confrelid::regclass::TEXT FROM pg_constraint
+         WHERE contype = 'f' ORDER BY 1",
+    )
+    .fetch_all(&t.db.pool)
+    .await
+    .unwrap();
+    let bookkeeping = [
+        "inventory_runs",
+        "key_locators",
+        "log_heads",
+        "node_outputs",
+        "tenant_usage",
+        "tokens",
+    ];
+    for (from, to) in &fks {
+        assert!(
+            to == "tenants" && bookkeeping.contains(&from.as_str()),
+            "{from} references {to}: {fks:?}"
+        );
+    }
+    t.drop_db().await;
+}
