@@ -229,7 +229,12 @@ impl NodeStore for Tracking {
 }
 
 /// Every node reachable from `root` (empty subtrees are not stored).
-fn reachable(s: &mut MemStore, root: Node, depth: usize, out: &mut std::collections::HashSet<Hash>) {
+fn reachable(
+    s: &mut MemStore,
+    root: Node,
+    depth: usize,
+    out: &mut std::collections::HashSet<Hash>,
+) {
     if root.is_empty_at(depth) {
         return;
     }

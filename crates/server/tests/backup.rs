@@ -439,7 +439,12 @@ async fn a_long_signed_chain_round_trips_and_a_bad_signature_sinks_it() {
         .unwrap()
         .into_inner();
     assert_eq!((r.num_proofs, r.num_new, r.complete), (101, 101, true));
-    let last = File::decode(&file).unwrap().last_proof().unwrap().unwrap().encode();
+    let last = File::decode(&file)
+        .unwrap()
+        .last_proof()
+        .unwrap()
+        .unwrap()
+        .encode();
     let got = b
         .get_proof_file(v1::GetProofFileRequest {
             outpoint: Some(op_pb(&last)),
