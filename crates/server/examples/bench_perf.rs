@@ -7,7 +7,9 @@
 //! `decode-only`, `no-header`). The proofs are the regtest genesis proof
 //! with new script keys or asset tags, re-anchored by the forge so that each
 //! passes full verification; proof files are a forged genesis and 100 signed
-//! transfers. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point.
+//! transfers. `TAPVAULT_BENCH_BIG=1` adds the 100k-leaf point;
+//! `TAPVAULT_BENCH_EXPERIMENT='<SQL>'` runs that SQL on the fresh database
+//! first (to price a trigger or an index: docs/PERFORMANCE.md).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -91,6 +93,12 @@ async fn main() {
         tokens.push(srv.token(t).await);
     }
     let mut rows = Vec::new();
+    if let Ok(sql) = std::env::var("TAPVAULT_BENCH_EXPERIMENT") {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&running.db.pool)
+            .await
+            .unwrap();
+    }
 
     // Raw PostgreSQL: the same bytes, one row and one commit each, K
     // connections. Every ratio below is against this.

@@ -407,8 +407,9 @@ async fn full_vm_level_files_signed_chains() {
     s.stop().await;
 }
 
-/// A long chain (the forge's: a genesis and 100 signed transfers) is filed
-/// whole at `full-vm` and handed back byte for byte; the same chain with one
+/// A long chain (the forge's: a genesis and 300 signed transfers, more than
+/// one read-ahead of the chain walk) is filed whole at `full-vm` and handed
+/// back byte for byte; the same chain with one
 /// signature broken (and re-anchored, so only the VM can tell) is refused
 /// and nothing of it is stored.
 #[tokio::test]
@@ -430,7 +431,7 @@ async fn a_long_signed_chain_round_trips_and_a_bad_signature_sinks_it() {
     assert!(e.message().contains("Taproot Assets VM"), "{e:?}");
     assert_eq!(s.count("universe_leaves").await, 0, "nothing stored");
 
-    let file = forged_chain(100, "long", 0).encode();
+    let file = forged_chain(300, "long", 0).encode();
     let r = b
         .push_proof_file(v1::PushProofFileRequest {
             proof_file: file.clone(),
@@ -438,7 +439,7 @@ async fn a_long_signed_chain_round_trips_and_a_bad_signature_sinks_it() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((r.num_proofs, r.num_new, r.complete), (101, 101, true));
+    assert_eq!((r.num_proofs, r.num_new, r.complete), (301, 301, true));
     let last = File::decode(&file)
         .unwrap()
         .last_proof()
@@ -454,8 +455,27 @@ async fn a_long_signed_chain_round_trips_and_a_bad_signature_sinks_it() {
         .unwrap()
         .into_inner();
     assert!(got.complete);
-    assert_eq!(got.num_proofs, 101);
+    assert_eq!(got.num_proofs, 301);
     assert_eq!(got.proof_file, file);
+    // The walk reads the stored links ahead, many proofs per statement.
+    let tip = Proof::decode(&last).unwrap();
+    let op = tip.outpoint();
+    let ahead: Vec<(Vec<u8>, i32, Vec<u8>, Vec<u8>)> =
+        sqlx::query_as(tapvault_store::backup::CHAIN_AT)
+            .bind(
+                sqlx::query_scalar::<_, i64>("SELECT tenant_id FROM universe_leaves LIMIT 1")
+                    .fetch_one(&s.running().db.pool)
+                    .await
+                    .unwrap(),
+            )
+            .bind(&bitcoin::hashes::Hash::as_byte_array(&op.txid)[..])
+            .bind(op.vout as i32)
+            .bind(&tip.asset.script_key.x_only()[..])
+            .bind(256)
+            .fetch_all(&s.running().db.pool)
+            .await
+            .unwrap();
+    assert_eq!(ahead.len(), 257, "the tip and 256 ancestors");
     s.stop().await;
 }
 
