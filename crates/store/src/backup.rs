@@ -872,7 +872,9 @@ async fn chain_at(
     anchor: &OutPoint,
     script_key_x: &[u8; 32],
 ) -> Result<Prefetched, StoreError> {
-    let rows: Vec<([u8; 32], i32, [u8; 32], Vec<u8>)> = sqlx::query_as(CHAIN_AT)
+    /// Anchor txid, vout, x-only script key, raw proof.
+    type Step = ([u8; 32], i32, [u8; 32], Vec<u8>);
+    let rows: Vec<Step> = sqlx::query_as(CHAIN_AT)
         .bind(tenant)
         .bind(&anchor.txid.as_byte_array()[..])
         .bind(anchor.vout as i32)
