@@ -460,21 +460,20 @@ async fn a_long_signed_chain_round_trips_and_a_bad_signature_sinks_it() {
     // The walk reads the stored links ahead, many proofs per statement.
     let tip = Proof::decode(&last).unwrap();
     let op = tip.outpoint();
-    let ahead: Vec<(Vec<u8>, i32, Vec<u8>, Vec<u8>)> =
-        sqlx::query_as(tapvault_store::backup::CHAIN_AT)
-            .bind(
-                sqlx::query_scalar::<_, i64>("SELECT tenant_id FROM universe_leaves LIMIT 1")
-                    .fetch_one(&s.running().db.pool)
-                    .await
-                    .unwrap(),
-            )
-            .bind(&bitcoin::hashes::Hash::as_byte_array(&op.txid)[..])
-            .bind(op.vout as i32)
-            .bind(&tip.asset.script_key.x_only()[..])
-            .bind(256)
-            .fetch_all(&s.running().db.pool)
-            .await
-            .unwrap();
+    let ahead = sqlx::query(tapvault_store::backup::CHAIN_AT)
+        .bind(
+            sqlx::query_scalar::<_, i64>("SELECT tenant_id FROM universe_leaves LIMIT 1")
+                .fetch_one(&s.running().db.pool)
+                .await
+                .unwrap(),
+        )
+        .bind(&bitcoin::hashes::Hash::as_byte_array(&op.txid)[..])
+        .bind(op.vout as i32)
+        .bind(&tip.asset.script_key.x_only()[..])
+        .bind(256)
+        .fetch_all(&s.running().db.pool)
+        .await
+        .unwrap();
     assert_eq!(ahead.len(), 257, "the tip and 256 ancestors");
     s.stop().await;
 }
