@@ -110,6 +110,14 @@ fn p2tr(x_only: &[u8; 32]) -> ScriptBuf {
 
 type InputSet = BTreeMap<[u8; 32], (PrevId, Asset)>;
 
+/// The spent assets keyed by their PrevID's hash.
+fn input_set(inputs: &[(PrevId, Asset)]) -> InputSet {
+    inputs
+        .iter()
+        .map(|(id, a)| (id.hash(), (*id, a.clone())))
+        .collect()
+}
+
 /// Checks the state transition that created `new` (with `splits`, the split
 /// outputs it commits to) from `inputs` (each spent asset by its PrevID).
 pub fn execute(
@@ -118,10 +126,7 @@ pub fn execute(
     inputs: &[(PrevId, Asset)],
     locks: Option<&TimeLocks<'_>>,
 ) -> Result<(), VmError> {
-    let mut set: InputSet = inputs
-        .iter()
-        .map(|(id, a)| (id.hash(), (*id, a.clone())))
-        .collect();
+    let mut set = input_set(inputs);
     if new.has_genesis_witness() {
         if !splits.is_empty() || !set.is_empty() || new.group_key.is_some() {
             return Err(VmError::InvalidGenesisStateTransition);
@@ -381,11 +386,7 @@ pub(crate) fn key_spend_sighash(
     idx: usize,
 ) -> Result<[u8; 32], VmError> {
     use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
-    let set: InputSet = inputs
-        .iter()
-        .map(|(id, a)| (id.hash(), (*id, a.clone())))
-        .collect();
-    let (vtx, _) = virtual_tx(new, &set)?;
+    let (vtx, _) = virtual_tx(new, &input_set(inputs))?;
     let (_, prev) = inputs
         .get(idx)
         .ok_or_else(|| VmError::NoInputs(format!("no input {idx}")))?;
