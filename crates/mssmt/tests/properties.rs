@@ -279,3 +279,24 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// A branch hash is SHA-256 of the 72-byte message `left || right ||
+    /// sum BE`, whatever the hashes and the sum (the branch is hashed by the
+    /// compression function directly, with its padding written by hand).
+    #[test]
+    fn branch_hash_is_sha256_of_the_message(
+        l in any::<[u8; 32]>(), r in any::<[u8; 32]>(), ls in any::<u64>(), rs in any::<u64>(),
+    ) {
+        let (ls, rs) = (ls / 2, rs / 2);
+        let left = Node { hash: l, sum: ls };
+        let right = Node { hash: r, sum: rs };
+        let mut msg = Vec::with_capacity(72);
+        msg.extend_from_slice(&l);
+        msg.extend_from_slice(&r);
+        msg.extend_from_slice(&(ls + rs).to_be_bytes());
+        let want: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&msg).into();
+        prop_assert_eq!(Node::branch(&left, &right).unwrap(), Node { hash: want, sum: ls + rs });
+    }
+}
