@@ -63,7 +63,10 @@ async fn push_busy(addr: &str, tokens: &[String], items: common::Items) -> (f64,
     let rate = push(addr, tokens, items).await;
     let busy = match (before, cpu_ticks()) {
         (Some((b0, a0)), Some((b1, a1))) if a1 > a0 => {
-            format!(", machine {:.0} % busy", 100.0 * (b1 - b0) as f64 / (a1 - a0) as f64)
+            format!(
+                ", machine {:.0} % busy",
+                100.0 * (b1 - b0) as f64 / (a1 - a0) as f64
+            )
         }
         _ => String::new(),
     };

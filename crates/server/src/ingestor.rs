@@ -8,6 +8,7 @@
 //! minute without work.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tapvault_store::universe::{insert_leaves_answered as insert_leaves, InsertResult, NewLeaf};
@@ -20,6 +21,14 @@ pub const MAX_BATCH: usize = 256;
 /// How long an idle tenant worker lives.
 const IDLE: Duration = Duration::from_secs(60);
 
+/// How long a batch waits for more inserts while another tenant's batch is
+/// being written. Each batch costs a fixed amount of CPU (four round trips,
+/// the write statement's start-up, the commit) whatever its size; with
+/// several tenants pushing, every tenant's batches are small and that cost
+/// is paid again and again on cores they share. A lone tenant never waits:
+/// its batches grow by themselves while the previous one commits.
+const GROUP_WAIT: Duration = Duration::from_millis(1);
+
 struct Job {
     leaves: Vec<NewLeaf>,
     reply: oneshot::Sender<Result<Vec<InsertResult>, StoreError>>,
@@ -31,6 +40,8 @@ type Workers = Arc<Mutex<HashMap<TenantId, mpsc::Sender<Job>>>>;
 pub struct Ingestor {
     db: Db,
     workers: Workers,
+    /// Workers running a batch now.
+    busy: Arc<AtomicUsize>,
 }
 
 fn stopped() -> StoreError {
@@ -42,6 +53,7 @@ impl Ingestor {
         Ingestor {
             db,
             workers: Default::default(),
+            busy: Default::default(),
         }
     }
 
@@ -54,7 +66,13 @@ impl Ingestor {
         }
         let (tx, rx) = mpsc::channel(1024);
         w.insert(tenant, tx.clone());
-        tokio::spawn(worker(self.db.clone(), tenant, rx, self.workers.clone()));
+        tokio::spawn(worker(
+            self.db.clone(),
+            tenant,
+            rx,
+            self.workers.clone(),
+            self.busy.clone(),
+        ));
         tx
     }
 
@@ -79,7 +97,13 @@ impl Ingestor {
     }
 }
 
-async fn worker(db: Db, tenant: TenantId, mut rx: mpsc::Receiver<Job>, workers: Workers) {
+async fn worker(
+    db: Db,
+    tenant: TenantId,
+    mut rx: mpsc::Receiver<Job>,
+    workers: Workers,
+    busy: Arc<AtomicUsize>,
+) {
     loop {
         let first = match tokio::time::timeout(IDLE, rx.recv()).await {
             Ok(Some(j)) => j,
@@ -105,19 +129,41 @@ async fn worker(db: Db, tenant: TenantId, mut rx: mpsc::Receiver<Job>, workers: 
                 continue;
             }
         };
-        let mut jobs = vec![first];
-        let mut n = jobs[0].leaves.len();
+        let others = busy.load(Ordering::Relaxed) > 0;
+        let jobs = gather(&mut rx, first, others.then_some(GROUP_WAIT)).await;
+        busy.fetch_add(1, Ordering::Relaxed);
+        run_group(&db, tenant, jobs).await;
+        busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `first` and every job already queued, up to [`MAX_BATCH`] leaves; with
+/// `wait`, also what arrives within it.
+async fn gather(rx: &mut mpsc::Receiver<Job>, first: Job, wait: Option<Duration>) -> Vec<Job> {
+    let mut n = first.leaves.len();
+    let mut jobs = vec![first];
+    while n < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.leaves.len();
+                jobs.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+    if let Some(wait) = wait {
+        let until = tokio::time::Instant::now() + wait;
         while n < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(j)) => {
                     n += j.leaves.len();
                     jobs.push(j);
                 }
-                Err(_) => break,
+                _ => break,
             }
         }
-        run_group(&db, tenant, jobs).await;
     }
+    jobs
 }
 
 async fn run_group(db: &Db, tenant: TenantId, jobs: Vec<Job>) {
@@ -137,5 +183,50 @@ async fn run_group(db: &Db, tenant: TenantId, jobs: Vec<Job>) {
     for j in jobs {
         let r = insert_leaves(db, tenant, &j.leaves).await;
         let _ = j.reply.send(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            leaves: Vec::new(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// Sends a job `after` from now.
+    fn later(tx: &mpsc::Sender<Job>, after: Duration) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(job()).await;
+        });
+    }
+
+    /// Real time, with margins far wider than any scheduling delay.
+    #[tokio::test]
+    async fn a_batch_waits_only_when_told_and_only_as_long_as_told() {
+        let ms = Duration::from_millis;
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.send(job()).await.unwrap();
+        // Alone: what is queued, and nothing that comes later.
+        later(&tx, ms(50));
+        assert_eq!(gather(&mut rx, job(), None).await.len(), 2);
+        // The late one is left for the next batch.
+        let next = tokio::time::timeout(ms(2000), rx.recv()).await;
+        let first = next.expect("the late job is queued").unwrap();
+        // Told to wait: what comes within the wait joins, what comes after
+        // it does not.
+        later(&tx, ms(20));
+        later(&tx, ms(60));
+        later(&tx, ms(900));
+        let t0 = std::time::Instant::now();
+        assert_eq!(gather(&mut rx, first, Some(ms(300))).await.len(), 3);
+        assert!(t0.elapsed() >= ms(300));
+        let last = tokio::time::timeout(ms(2000), rx.recv()).await;
+        assert!(last.expect("the job after the wait is queued").is_some());
     }
 }
