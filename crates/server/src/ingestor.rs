@@ -140,28 +140,18 @@ async fn worker(
 /// `first` and every job already queued, up to [`MAX_BATCH`] leaves; with
 /// `wait`, also what arrives within it.
 async fn gather(rx: &mut mpsc::Receiver<Job>, first: Job, wait: Option<Duration>) -> Vec<Job> {
+    let until = wait.map(|w| tokio::time::Instant::now() + w);
     let mut n = first.leaves.len();
     let mut jobs = vec![first];
     while n < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(j) => {
-                n += j.leaves.len();
-                jobs.push(j);
-            }
-            Err(_) => break,
-        }
-    }
-    if let Some(wait) = wait {
-        let until = tokio::time::Instant::now() + wait;
-        while n < MAX_BATCH {
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(j)) => {
-                    n += j.leaves.len();
-                    jobs.push(j);
-                }
-                _ => break,
-            }
-        }
+        let next = match until {
+            None => rx.try_recv().ok(),
+            // Queued jobs come at once; then new ones until the deadline.
+            Some(u) => tokio::time::timeout_at(u, rx.recv()).await.ok().flatten(),
+        };
+        let Some(j) = next else { break };
+        n += j.leaves.len();
+        jobs.push(j);
     }
     jobs
 }
