@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tapvault.v1, the agent's relay serves universerpc, and the tests'
     // stand-in tapd serves taprpc and assetwalletrpc. First what tapvault
     // serves, with the descriptor set gRPC reflection advertises...
+    // Every service decodes with `codec.rs`: a request that is not its
+    // message is INVALID_ARGUMENT, not prost's INTERNAL.
     tonic_prost_build::configure()
+        .codec_path("crate::codec::StrictCodec")
         .build_client(true)
         .build_server(true)
         .file_descriptor_set_path(out.join("tapvault_descriptor.bin"))
@@ -27,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ...then tapd's own services the agent calls (not advertised). This
     // pass writes the whole taprpc package again, now with them.
     tonic_prost_build::configure()
+        .codec_path("crate::codec::StrictCodec")
         .build_client(true)
         .build_server(true)
         .compile_protos(

@@ -7,6 +7,7 @@
 //! or serves HTTP: the agent and the CLI's client commands need only this.
 
 pub mod client;
+pub mod codec;
 pub mod compat;
 pub mod listener;
 pub mod receipts;

@@ -82,8 +82,12 @@ pub async fn run(a: &AuditArgs) -> Result<AuditReport> {
     };
     rep.head = Some(SavedHead::of(&head));
 
-    // Every entry, rebuilt into the signed root.
+    // Every entry, rebuilt into the signed root. An entry whose fields do
+    // not hash to its leaf was changed after it was logged: it is named,
+    // and its leaf hash (what the signed root covers) is kept for the root.
     let mut entries: Vec<Entry> = Vec::with_capacity(head.head.tree_size as usize);
+    let mut leaves: Vec<[u8; 32]> = Vec::with_capacity(head.head.tree_size as usize);
+    let mut altered: std::collections::HashSet<u64> = std::collections::HashSet::new();
     while (entries.len() as u64) < head.head.tree_size {
         let page = log
             .list_log_entries(pb::ListLogEntriesRequest {
@@ -111,10 +115,32 @@ pub async fn run(a: &AuditArgs) -> Result<AuditReport> {
                 return finish(rep);
             }
             match rc::entry_of(e) {
-                Ok(x) => entries.push(x),
+                Ok(x) => {
+                    leaves.push(x.leaf_hash());
+                    entries.push(x);
+                }
                 Err(err) => {
-                    rep.problems.push(err.to_string());
-                    return finish(rep);
+                    rep.problems.push(format!(
+                        "{err}: the entry was changed after it was logged (kind {}, content hash {}, \
+                         arrived at {} µs, leaf hash {})",
+                        e.kind,
+                        hex::encode(&e.content_hash),
+                        e.arrived_at,
+                        hex::encode(&e.leaf_hash)
+                    ));
+                    let Ok(leaf) = <[u8; 32]>::try_from(&e.leaf_hash[..]) else {
+                        return finish(rep);
+                    };
+                    leaves.push(leaf);
+                    // Still in the listing, so the rest of the log is checked;
+                    // what it claims to log is not trusted.
+                    entries.push(Entry {
+                        kind: Kind::Proof,
+                        content_hash: [0; 32],
+                        index: e.index,
+                        arrived_at: e.arrived_at,
+                    });
+                    altered.insert(e.index);
                 }
             }
             if entries.len() as u64 == head.head.tree_size {
@@ -123,8 +149,8 @@ pub async fn run(a: &AuditArgs) -> Result<AuditReport> {
         }
     }
     rep.entries = entries.len() as u64;
-    if entries.len() as u64 == head.head.tree_size
-        && rc::root_of_entries(&entries) != head.head.root_hash
+    if leaves.len() as u64 == head.head.tree_size
+        && tapvault_codec::log::root_of(&leaves) != head.head.root_hash
     {
         rep.problems.push(format!(
             "the {} listed entries do not hash to the signed root of size {} (the listing and the head disagree)",
@@ -161,7 +187,7 @@ pub async fn run(a: &AuditArgs) -> Result<AuditReport> {
     let served = served_items(&mut backup).await?;
     rep.items_served = served.len() as u64;
     let mut logged: HashMap<(Kind, [u8; 32]), u64> = HashMap::new();
-    for e in &entries {
+    for e in entries.iter().filter(|e| !altered.contains(&e.index)) {
         logged.entry((e.kind, e.content_hash)).or_insert(e.index);
     }
     for (k, what) in &served {
@@ -170,7 +196,7 @@ pub async fn run(a: &AuditArgs) -> Result<AuditReport> {
                 .push(format!("{what} is served but not in the log"));
         }
     }
-    for e in &entries {
+    for e in entries.iter().filter(|e| !altered.contains(&e.index)) {
         if !served.contains_key(&(e.kind, e.content_hash)) {
             rep.problems.push(format!(
                 "{} {} is in the log at index {} but not served",
@@ -189,8 +215,8 @@ pub async fn run(a: &AuditArgs) -> Result<AuditReport> {
         .with_context(|| format!("{} is not a receipts file (a JSON list)", p.display()))?;
         for r in &list {
             rep.receipts_checked += 1;
-            match entries.get(r.index as usize) {
-                Some(e) if hex::encode(e.leaf_hash()) == r.leaf_hash => {}
+            match leaves.get(r.index as usize) {
+                Some(l) if hex::encode(l) == r.leaf_hash => {}
                 Some(_) => rep.problems.push(format!(
                     "receipt for {}: the log holds a different entry at that index",
                     r.describe()

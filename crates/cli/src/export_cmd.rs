@@ -137,17 +137,22 @@ pub async fn import(a: ImportArgs) -> Result<()> {
             .context("the file names no tenant: give --tenant")?
             .to_string(),
     };
+    // The rules `tenant add` and Admin.AddTenant apply, before anything else.
+    tapvault_server::auth::check_tenant_name(&name).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}{}",
+            if a.tenant.is_none() {
+                " (named by the file's manifest; give --tenant to import under another name)"
+            } else {
+                ""
+            }
+        )
+    })?;
     let level = a.verify;
     let prepared =
         tokio::task::spawn_blocking(move || prepare_import(&ex, level).map(|p| (p, ex))).await??;
     let (prepared, ex) = prepared;
     with_db(&a.store, async |db, _| {
-        let id = tapvault_store::db::ensure_tenant(&db.pool, &name).await?;
-        let mut conn = db.pool.acquire().await?;
-        if !a.merge && !export::tenant_is_empty(&mut conn, id).await? {
-            bail!("tenant {name:?} already holds data: import into an empty tenant, or pass --merge");
-        }
-        drop(conn);
         let mut prepared = prepared;
         let merged = a.merge && !prepared.log.is_empty();
         if a.merge {
@@ -155,7 +160,15 @@ pub async fn import(a: ImportArgs) -> Result<()> {
             // entries in import order.
             prepared.log.clear();
         }
-        export::write_tenant(db, id, &prepared).await?;
+        // The tenant is created in the import's transaction: a refused or
+        // failed import leaves none behind.
+        export::import_tenant(db, &name, a.merge, &prepared)
+            .await
+            .map_err(|e| match e {
+                export::ImportError::NotEmpty(_) => anyhow::anyhow!("{e}"),
+                export::ImportError::Store(s) => anyhow::Error::new(s)
+                    .context("the import was not stored (nothing of it was written)"),
+            })?;
         eprintln!(
             "imported into tenant {name:?}: {} proofs, {} wallet backups, {} addresses, {} tapscript trees",
             ex.proofs.len(),

@@ -6,6 +6,7 @@ mod audit_cmd;
 mod export_cmd;
 mod input;
 mod mssmt_cmd;
+mod outdir;
 mod proof_cmd;
 mod push_cmd;
 mod recover_cmd;

@@ -93,6 +93,10 @@ pub struct Report {
     pub log_head: Option<tapvault_api::receipts::SavedHead>,
     /// Written items whose inclusion under that head was verified.
     pub log_items_verified: usize,
+    /// Written items the log holds but no signed head covers yet (the
+    /// server stopped before signing one, or this is a standby the newest
+    /// head has not reached): recovered all the same, not yet provable.
+    pub log_unsigned: Vec<String>,
     pub log_problems: Vec<String>,
     pub ok: bool,
     /// (kind, content hash) of every item written, for the log check.
@@ -128,13 +132,6 @@ fn op_of(o: Option<&v1::OutPoint>) -> Result<OutPoint> {
     })
 }
 
-fn write_new(path: &Path, data: &[u8], force: bool) -> Result<()> {
-    if path.exists() && !force {
-        bail!("{} exists (use --force to overwrite)", path.display());
-    }
-    std::fs::write(path, data).with_context(|| format!("writing {}", path.display()))
-}
-
 /// Runs the recovery; the report says whether everything was found.
 pub async fn run(a: RecoverArgs) -> Result<Report> {
     let started = std::time::Instant::now();
@@ -155,8 +152,9 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         tenant: st.tenant.clone(),
         ..Default::default()
     };
-    std::fs::create_dir_all(a.out.join("proofs"))
-        .with_context(|| format!("creating {}", a.out.display()))?;
+    // Every file is staged and lands at the end, all clashes checked
+    // first: a refusal writes nothing, and no link is written through.
+    let stage = crate::outdir::Staging::new(&a.out, &["proofs"])?;
 
     // Every stored TAPBAK, newest first: the newest (or chosen) one lists
     // the outputs; all of them together know key locators.
@@ -246,7 +244,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         rep.backup_version = info.version;
         rep.backup_received_at = info.received_at;
         let p = a.out.join("original.tapbak");
-        write_new(&p, raw, a.force)?;
+        stage.write(&p, raw)?;
         rep.written.push((
             tapvault_codec::log::Kind::WalletBackup,
             tapvault_codec::primitives::sha256(&[raw]),
@@ -272,8 +270,18 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         for e in &wb.assets {
             listed.insert((e.anchor_outpoint, e.asset.script_key.x_only()));
             let first = ahead.next().await;
-            let (mut ar, entry) =
-                recover_output(&mut b, e, first, &mut locators, &done, opts, &a, &mut rep).await?;
+            let (mut ar, entry) = recover_output(
+                &mut b,
+                e,
+                first,
+                &mut locators,
+                &done,
+                opts,
+                &a,
+                &stage,
+                &mut rep,
+            )
+            .await?;
             if wb.version != VERSION_RAW && matches!(ar.status.as_str(), "missing" | "invalid") {
                 ar.notes.push(format!(
                     "the TAPBAK v{} entry carries {}: importing original.tapbak lets tapd rebuild it from the chain and its universe",
@@ -300,8 +308,18 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         if listed.contains(&k) || done.contains(&k) {
             continue;
         }
-        let (mut ar, entry) =
-            recover_output(&mut b, e, None, &mut locators, &done, opts, &a, &mut rep).await?;
+        let (mut ar, entry) = recover_output(
+            &mut b,
+            e,
+            None,
+            &mut locators,
+            &done,
+            opts,
+            &a,
+            &stage,
+            &mut rep,
+        )
+        .await?;
         ar.notes.push(format!(
             "not in the wallet backup ({reason}): recovered from the agent's inventory and the server's chain"
         ));
@@ -328,7 +346,7 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             bail!("our own TAPBAK does not round-trip");
         }
         let p = a.out.join("wallet.tapbak");
-        write_new(&p, &bytes, a.force)?;
+        stage.write(&p, &bytes)?;
         rep.wallet_backup = Some(p.display().to_string());
     }
 
@@ -372,10 +390,9 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         }
     }
     rep.addresses = addrs.len();
-    write_new(
+    stage.write(
         &a.out.join("addresses.json"),
         serde_json::to_string_pretty(&addrs)?.as_bytes(),
-        a.force,
     )?;
     let mut trees = Vec::new();
     for offset in (0..).step_by(512) {
@@ -424,10 +441,9 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
         }
     }
     rep.tapscripts = trees.len();
-    write_new(
+    stage.write(
         &a.out.join("tapscripts.json"),
         serde_json::to_string_pretty(&trees)?.as_bytes(),
-        a.force,
     )?;
 
     tracing::debug!(elapsed = ?started.elapsed(), "outputs, addresses and tapscript trees written");
@@ -446,11 +462,11 @@ pub async fn run(a: RecoverArgs) -> Result<Report> {
             .assets
             .iter()
             .all(|x| x.status == "ok" || x.status == "spent");
-    write_new(
+    stage.write(
         &a.out.join("report.json"),
         serde_json::to_string_pretty(&rep)?.as_bytes(),
-        a.force,
     )?;
+    stage.commit(a.force)?;
     Ok(rep)
 }
 
@@ -699,6 +715,7 @@ async fn recover_output(
     done: &std::collections::HashSet<(OutPoint, [u8; 32])>,
     opts: Options,
     a: &RecoverArgs,
+    stage: &crate::outdir::Staging,
     rep: &mut Report,
 ) -> Result<(AssetReport, Option<AssetBackup>)> {
     let mut ar = AssetReport {
@@ -859,7 +876,7 @@ async fn recover_output(
         &cur.asset.script_key.to_hex()[2..18]
     );
     let path = a.out.join("proofs").join(&name);
-    write_new(&path, &bytes, a.force)?;
+    stage.write(&path, &bytes)?;
     for (en, v) in f.entries.iter().zip(&verified) {
         rep.written.push((
             tapvault_codec::log::Kind::Proof,
@@ -908,26 +925,32 @@ async fn check_log(a: &RecoverArgs, rep: &mut Report) -> Result<()> {
         .get_tree_head(v1::GetTreeHeadRequest { fresh: true })
         .await
     {
-        Ok(h) => h.into_inner(),
+        Ok(h) => Some(h.into_inner()),
         Err(s) if s.code() == tonic::Code::Unimplemented => {
             rep.log_problems.push("the server has no receipt log (an older tapvault): nothing written could be checked against signed heads".into());
             return Ok(());
         }
+        // No head yet (a standby the primary's first head never reached):
+        // every item is checked against the log without one, and listed.
+        Err(s) if s.code() == tonic::Code::NotFound => None,
         Err(s) => return Err(status_msg("GetTreeHead", s)),
     };
-    let head = match rc::verify_head(&h, pinned.as_ref()) {
-        Ok(v) => v,
-        Err(e) => {
+    let head = match h.map(|h| rc::verify_head(&h, pinned.as_ref())) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
             rep.log_problems.push(e.to_string());
             return Ok(());
         }
+        None => None,
     };
-    rep.log_head = Some(rc::SavedHead::of(&head));
+    rep.log_head = head.as_ref().map(rc::SavedHead::of);
     let mut items = std::mem::take(&mut rep.written);
     items.sort();
     items.dedup();
     let mut heads: HashMap<u64, Option<rc::VerifiedHead>> = HashMap::new();
-    heads.insert(head.head.tree_size, Some(head.clone()));
+    if let Some(h) = &head {
+        heads.insert(h.head.tree_size, Some(h.clone()));
+    }
     for chunk in items.chunks(10_000) {
         let req = v1::GetReceiptsRequest {
             items: chunk
@@ -962,14 +985,15 @@ async fn check_log(a: &RecoverArgs, rep: &mut Report) -> Result<()> {
                     continue;
                 }
             };
-            let Some(hp) = r.head.as_ref() else {
-                rep.log_problems
-                    .push(format!("{what}: no signed head covers it"));
+            let (Some(hp), Some(newest)) = (r.head.as_ref(), head.as_ref()) else {
+                // Newer than the newest signed head: handed back, and said.
+                rep.log_unsigned
+                    .push(format!("{what} (log entry {})", entry.index));
                 continue;
             };
             let v = heads
                 .entry(hp.tree_size)
-                .or_insert_with(|| rc::verify_head(hp, Some(&head.public_key)).ok());
+                .or_insert_with(|| rc::verify_head(hp, Some(&newest.public_key)).ok());
             match v {
                 Some(vh) => match rc::verify_inclusion(vh, &entry, &r.inclusion_proof) {
                     Ok(()) => rep.log_items_verified += 1,
@@ -1225,6 +1249,17 @@ pub fn print_summary(r: &Report, out: &Path) {
     }
     for m in &r.mismatches {
         println!("MISMATCH: {m}");
+    }
+    if !r.log_unsigned.is_empty() {
+        println!(
+            "{} written items are newer than the newest signed tree head{}: they are in the \
+             server's log, but no head signs them yet (listed in the report as log_unsigned)",
+            r.log_unsigned.len(),
+            match &r.log_head {
+                Some(h) => format!(" (size {})", h.tree_size),
+                None => " (the server has signed none)".into(),
+            }
+        );
     }
     if let Some(w) = &r.wallet_backup {
         println!("wrote {w}; import with: tapcli assets backup import --backup_file {w}");

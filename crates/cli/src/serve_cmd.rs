@@ -57,6 +57,11 @@ pub struct ServeArgs {
     /// this many seconds (default 10).
     #[arg(long)]
     pub handshake_timeout_secs: Option<u64>,
+    /// Close a connection with no open request after this many seconds
+    /// once one of its requests passed authentication (before that, after
+    /// the handshake timeout). Default 300.
+    #[arg(long)]
+    pub idle_timeout_secs: Option<u64>,
     /// Longest time (seconds) between a tenant's receipt log growing and a
     /// signed tree head covering it; clients can also ask for a fresh head.
     #[arg(long, default_value_t = 1)]
@@ -140,6 +145,10 @@ pub fn config(a: ServeArgs) -> Result<ServeConfig> {
     if let Some(t) = a.handshake_timeout_secs {
         anyhow::ensure!(t > 0, "--handshake-timeout-secs must be positive");
         c.conn_limits.handshake_timeout = std::time::Duration::from_secs(t);
+    }
+    if let Some(t) = a.idle_timeout_secs {
+        anyhow::ensure!(t > 0, "--idle-timeout-secs must be positive");
+        c.conn_limits.idle_timeout = std::time::Duration::from_secs(t);
     }
     if let Some(m) = a.max_connections {
         anyhow::ensure!(m > 0, "--max-connections must be positive");

@@ -153,3 +153,58 @@ async fn audit_passes_a_clean_log_and_names_what_was_lost_or_rewritten() {
     tdb.drop_db().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One entry's bytes changed behind the server's back: the server serves
+/// what it stores (it answered INTERNAL for every page holding the entry,
+/// so the audit could only fail with an error id), and the auditor names
+/// the entry that no longer hashes to its leaf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_names_a_log_entry_changed_behind_the_servers_back() {
+    let tdb = testdb::create().await;
+    let dir = std::env::temp_dir().join(format!("tapvault-audit-alt-{}", tdb.name));
+    let mut cfg = ServeConfig::new(dir.clone());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(tdb.url.clone());
+    cfg.tls = false;
+    cfg.auth = false;
+    cfg.verify = VerifyLevel::DecodeOnly;
+    let srv = tapvault_server::start(cfg).await.unwrap();
+    let addr = srv.grpc_addr.to_string();
+    let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
+    let (mut b, _) = client::clients(ch, None).unwrap();
+    for i in 0..3u8 {
+        b.push_wallet_backup(v1::PushWalletBackupRequest {
+            backup: format!("opaque backup {i}").into_bytes(),
+            opaque: true,
+            source: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let state = dir.join("audit-state.json");
+    let (code, rep) = audit(&addr, &state);
+    assert_eq!(code, 0, "{rep}");
+
+    sqlx::query("UPDATE log_entries SET arrived_at = arrived_at + interval '1 day' WHERE seq = 1")
+        .execute(&srv.db.pool)
+        .await
+        .unwrap();
+    let (code, rep) = audit(&addr, &state);
+    assert_eq!(code, 3, "a finding, not an error: {rep}");
+    let ps = problems(&rep);
+    assert!(
+        ps.iter()
+            .any(|p| p.contains("log entry 1 ") && p.contains("changed after it was logged")),
+        "{ps:?}"
+    );
+    assert!(
+        !ps.iter()
+            .any(|p| p.contains("log entry 0 ") || p.contains("log entry 2 ")),
+        "{ps:?}"
+    );
+    assert!(!ps.iter().any(|p| p.contains("internal error")), "{ps:?}");
+    srv.shutdown().await;
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

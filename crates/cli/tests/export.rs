@@ -338,3 +338,94 @@ async fn export_then_import_answers_identically() {
     b_db.drop_db().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Crafted manifests and files: `import` applies `tenant add`'s name rules,
+/// refuses times outside what is stored, and a failed import leaves no
+/// tenant behind.
+#[tokio::test]
+async fn import_validates_everything_first_and_creates_nothing_on_failure() {
+    use tapvault_store::export::{Export, ExportedBackup};
+    use tapvault_store::Timestamp;
+    let tdb = testdb::create().await;
+    let dir = std::env::temp_dir().join(format!("tapvault-import-bad-{}", tdb.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tenants = || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+            .fetch_one(&tdb.db.pool)
+            .await
+            .unwrap();
+        n
+    };
+    let before = tenants().await;
+    let write = |name: &str, ex: &Export| {
+        let p = dir.join(name);
+        std::fs::write(&p, ex.encode()).unwrap();
+        p
+    };
+    let backup = |at: Timestamp| ExportedBackup {
+        kind: "opaque".into(),
+        source: String::new(),
+        raw: b"opaque blob".to_vec(),
+        received_at: at,
+    };
+    let long = "a".repeat(100_000);
+    for name in ["../../etc/passwd", "", long.as_str(), "a b", "tab\tname"] {
+        let ex = Export {
+            manifest: serde_json::json!({ "tenant": name }),
+            backups: vec![backup(Timestamp::now())],
+            ..Default::default()
+        };
+        let f = write("bad-name.tvx", &ex);
+        let o = tapvault(&["import", f.to_str().unwrap()], &tdb.url, &dir);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name:?} was imported");
+        assert!(err.contains("bad tenant name"), "{name:?}: {err}");
+        assert_eq!(tenants().await, before, "{name:?} left a tenant");
+    }
+
+    // A time past the year 9999: the file's fault, said plainly.
+    let ex = Export {
+        manifest: serde_json::json!({ "tenant": "late" }),
+        backups: vec![backup(Timestamp::from_micros(i64::MAX))],
+        ..Default::default()
+    };
+    let f = write("bad-time.tvx", &ex);
+    let o = tapvault(&["import", f.to_str().unwrap()], &tdb.url, &dir);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("not between the years 1 and 9999"), "{err}");
+    assert!(
+        !err.contains("out of range") && !err.contains("SQL"),
+        "{err}"
+    );
+    assert_eq!(tenants().await, before);
+
+    // The database refuses the write midway: no empty tenant is left.
+    sqlx::query("ALTER TABLE wallet_backups ADD CONSTRAINT import_refused CHECK (false) NOT VALID")
+        .execute(&tdb.db.pool)
+        .await
+        .unwrap();
+    let ex = Export {
+        manifest: serde_json::json!({ "tenant": "fresh" }),
+        backups: vec![backup(Timestamp::now())],
+        ..Default::default()
+    };
+    let f = write("refused.tvx", &ex);
+    let o = tapvault(&["import", f.to_str().unwrap()], &tdb.url, &dir);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing of it was written"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(tenants().await, before, "a failed import left a tenant");
+    sqlx::query("ALTER TABLE wallet_backups DROP CONSTRAINT import_refused")
+        .execute(&tdb.db.pool)
+        .await
+        .unwrap();
+    let o = tapvault(&["import", f.to_str().unwrap()], &tdb.url, &dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(tenants().await, before + 1);
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

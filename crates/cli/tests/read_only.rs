@@ -169,3 +169,92 @@ async fn reqwest_ready(addr: std::net::SocketAddr) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// A clean shutdown signs a final head covering everything acknowledged;
+/// and when no head was ever signed (the primary died first), recovery from
+/// a read-only server still hands everything back, listing what no head
+/// signs yet, rather than refusing to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_runs_without_a_signed_head_and_a_clean_stop_signs_one() {
+    let tdb = tapvault_store::db::testdb::create().await;
+    let base = std::env::temp_dir().join(format!("tapvault-nohead-{}", tdb.name));
+    let mut cfg = config(&base.join("a"), tdb.url.clone(), false);
+    // No periodic head: only the one shutdown signs.
+    cfg.log_head_interval = Duration::from_secs(3600);
+    let primary = tapvault_server::start(cfg).await.unwrap();
+    let ch = client::channel(&primary.grpc_addr.to_string(), &Trust::Plaintext).unwrap();
+    let (mut b, _) = client::clients(ch, None).unwrap();
+    let chain = file_chain();
+    b.push_wallet_backup(v1::PushWalletBackupRequest {
+        backup: blobs::tapbak_from_chain(&chain, VERSION_RAW).encode(),
+        opaque: false,
+        source: "node".into(),
+    })
+    .await
+    .unwrap();
+    let pool = &tdb.db.pool;
+    let size = || async {
+        let s: (i64, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT max(log_size) FROM tenant_usage), (SELECT max(tree_size) FROM log_heads)",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        s
+    };
+    let (logged, signed) = size().await;
+    assert!(logged >= 4, "{logged}");
+    assert!(signed.unwrap_or(0) < logged, "nothing signed it yet");
+    primary.shutdown().await;
+    let (_, signed) = size().await;
+    assert_eq!(
+        signed,
+        Some(logged),
+        "the final head covers everything acknowledged"
+    );
+
+    // As if the primary had died before signing anything.
+    sqlx::query("DELETE FROM log_heads")
+        .execute(pool)
+        .await
+        .unwrap();
+    let ro = tapvault_server::start(config(&base.join("b"), tdb.url.clone(), true))
+        .await
+        .unwrap();
+    let out = base.join("recovery");
+    let o = Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args([
+            "recover",
+            "--server",
+            &ro.grpc_addr.to_string(),
+            "--plaintext",
+            "--quiet",
+            "--no-header",
+            "--out",
+        ])
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("newer than the newest signed tree head"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(report["log_head"].is_null(), "{report}");
+    assert!(
+        report["log_unsigned"].as_array().unwrap().len() >= 4,
+        "{report}"
+    );
+    assert!(out.join("wallet.tapbak").exists());
+    ro.shutdown().await;
+    tdb.drop_db().await;
+    let _ = std::fs::remove_dir_all(&base);
+}

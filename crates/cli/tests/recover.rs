@@ -283,10 +283,37 @@ async fn recover_rebuilds_an_importable_backup_with_the_newest_chains() {
         Some(file_of(&chain).as_slice())
     );
 
-    // Writing over an earlier recovery needs --force.
+    // Writing over an earlier recovery needs --force, and a refusal
+    // writes nothing: a file removed since stays removed.
+    std::fs::remove_file(out.join("addresses.json")).unwrap();
     let o = recover(&f.addr(), &f.cert(), &tok, &out, &[]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--force") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(
+        !out.join("addresses.json").exists(),
+        "written before the refusal"
+    );
+    // With --force, an output file linked elsewhere is replaced, never
+    // written through.
+    let victim = out
+        .join("..")
+        .join(format!("victim-{}", std::process::id()));
+    std::fs::write(&victim, b"not yours").unwrap();
+    std::fs::remove_file(out.join("wallet.tapbak")).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("wallet.tapbak")).unwrap();
+    let o = recover(&f.addr(), &f.cert(), &tok, &out, &["--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
+    assert!(!std::fs::symlink_metadata(out.join("wallet.tapbak"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    WalletBackup::decode(&std::fs::read(out.join("wallet.tapbak")).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&victim);
 
     // The root check lists leaves by node hash, not with their proofs: a
     // listed hash that is not the hash of the proof served is caught (the

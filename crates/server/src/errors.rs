@@ -146,10 +146,37 @@ impl From<ApiError> for Status {
                 let id = hex::encode(rand::random::<[u8; 6]>());
                 tracing::error!(error_id = %id, "{m}");
                 Status::internal(format!(
-                    "internal error (id {id}); nothing was stored by this call"
+                    "internal error (id {id}; the server's log has the details)"
                 ))
             }
         }
+    }
+}
+
+/// What a write's `INTERNAL` adds: its transaction rolled back (a reply to
+/// a write is sent only after its commit, so a failure means no commit).
+pub const NOTHING_STORED: &str = "; nothing was stored by this call";
+
+/// `status` as the reply to a call of `path`: an `INTERNAL` answer to a
+/// write says that nothing of it was stored; a read's does not.
+/// Services generated outside this workspace (gRPC health) decode with
+/// prost's own codec, which calls a request that is not protobuf
+/// `INTERNAL`: it is `INVALID_ARGUMENT` here too.
+pub fn for_call(path: &str, status: Status) -> Status {
+    if status.code() == tonic::Code::Internal
+        && status
+            .message()
+            .starts_with("failed to decode Protobuf message")
+    {
+        return Status::invalid_argument(format!(
+            "the message is not a valid request message: {}",
+            status.message()
+        ));
+    }
+    if status.code() == tonic::Code::Internal && crate::auth::writes(path) {
+        Status::internal(format!("{}{NOTHING_STORED}", status.message()))
+    } else {
+        status
     }
 }
 

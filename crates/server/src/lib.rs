@@ -114,6 +114,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     cluster: Option<pgembed::PrivateCluster>,
+    /// The receipt log's signer (none on a read-only server).
+    log: Option<Arc<log_svc::LogState>>,
 }
 
 impl Running {
@@ -133,6 +135,17 @@ impl Running {
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err() {
                 tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
                 t.abort();
+            }
+        }
+        // Every call is answered: a final head signs everything acknowledged,
+        // so a standby taking over holds a head covering all of it.
+        if let Some(log) = self.log.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, log.sign_pending()).await {
+                Ok(Ok(n)) => tracing::info!("receipt log: {n} final heads signed"),
+                Ok(Err(e)) => tracing::warn!("receipt log: signing the final heads: {e}"),
+                Err(_) => {
+                    tracing::warn!("receipt log: the final heads took over {SHUTDOWN_GRACE:?}")
+                }
             }
         }
         self.db.pool.close().await;
@@ -408,7 +421,12 @@ async fn start_on(
         limits.max_connections,
         limits.handshake_timeout
     );
-    let incoming = listener::incoming(grpc_listener, tls_config, limits, metrics.conn.clone());
+    let incoming = listener::incoming(
+        grpc_listener,
+        tls_config,
+        limits.clone(),
+        metrics.conn.clone(),
+    );
     let mut grpc_rx = rx.clone();
     let grpc_task = tokio::spawn(async move {
         let res = router
@@ -421,29 +439,33 @@ async fn start_on(
         }
     });
 
+    let http_conns = metrics.http_conn.clone();
     let http_app = http_router(db.clone(), metrics, authenticator);
-    let mut http_rx = rx.clone();
-    let http_task = tokio::spawn(async move {
-        let res = axum::serve(http_listener, http_app)
-            .with_graceful_shutdown(async move {
-                let _ = http_rx.wait_for(|v| *v).await;
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!("HTTP server stopped: {e}");
-        }
-    });
+    // The HTTP port gets the gRPC port's accept loop: a cap, the first
+    // request within the handshake timeout, idle connections closed.
+    let http_limits = listener::ConnLimits {
+        handshake_timeout: limits.handshake_timeout,
+        idle_timeout: limits.handshake_timeout,
+        max_connections: limits.max_connections.min(HTTP_MAX_CONNECTIONS),
+    };
+    let http_task = tokio::spawn(serve_http(
+        listener::incoming(http_listener, None, http_limits, http_conns),
+        http_app,
+        rx.clone(),
+    ));
     tracing::info!(
         "tapvault serving universerpc on {grpc_addr} ({}), HTTP on {http_addr}",
         if cfg.tls { "TLS" } else { "plaintext" }
     );
     let mut tasks = vec![grpc_task, http_task];
+    let mut log = None;
     if !cfg.read_only {
         tasks.push(log_svc::spawn_signer(
-            log_state,
+            log_state.clone(),
             cfg.log_head_interval,
             rx.clone(),
         ));
+        log = Some(log_state);
     }
     if db.targets.all().len() > 1 {
         tasks.push(spawn_failover(db.clone(), rx.clone()));
@@ -466,7 +488,92 @@ async fn start_on(
         shutdown,
         tasks,
         cluster: cluster.take(),
+        log,
     })
+}
+
+/// Most open connections of the HTTP port (health checks and scrapes).
+const HTTP_MAX_CONNECTIONS: usize = 1024;
+
+/// Serves the HTTP port: each connection with hyper, each request counted
+/// open on its connection until its response is sent; on shutdown,
+/// connections finish what they serve and close.
+async fn serve_http(
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<listener::Conn>>,
+    app: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tokio_stream::StreamExt as _;
+    let mut incoming = std::pin::pin!(incoming);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let conn = tokio::select! {
+            c = incoming.next() => match c {
+                Some(Ok(c)) => c,
+                _ => break,
+            },
+            _ = shutdown.wait_for(|v| *v) => break,
+        };
+        let info = conn.info();
+        let app = app.clone().layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let guard = info.watch.request();
+                async move {
+                    let res = next.run(req).await;
+                    res.map(|b| {
+                        axum::body::Body::new(Guarded {
+                            body: b,
+                            _guard: guard,
+                        })
+                    })
+                }
+            },
+        ));
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let c = builder.serve_connection(hyper_util::rt::TokioIo::new(conn), svc);
+            let mut c = std::pin::pin!(c);
+            tokio::select! {
+                r = c.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!("HTTP connection: {e}");
+                    }
+                }
+                _ = stop.changed() => {
+                    c.as_mut().graceful_shutdown();
+                    let _ = c.await;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+/// An HTTP response body holding its request's place on the connection.
+struct Guarded {
+    body: axum::body::Body,
+    _guard: listener::RequestGuard,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Watches the database in use; when it fails (or becomes a standby),
@@ -528,10 +635,14 @@ fn http_router(db: Db, metrics: Arc<Metrics>, authn: Arc<auth::Authenticator>) -
                 let authn = authn.clone();
                 async move {
                     use axum::response::IntoResponse;
-                    let header = headers
-                        .get(axum::http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok());
-                    match authn.check(header, None, auth::Scope::Admin).await {
+                    let header = match auth::authorization_header(&headers) {
+                        Ok(h) => h,
+                        Err(s) => {
+                            return (StatusCode::UNAUTHORIZED, format!("{}\n", s.message()))
+                                .into_response()
+                        }
+                    };
+                    match authn.check(header.as_deref(), None, auth::Scope::Admin).await {
                         Err(s) => {
                             let code = match s.code() {
                                 tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,

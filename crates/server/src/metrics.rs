@@ -60,6 +60,8 @@ pub struct Metrics {
     query_latency: Histogram,
     /// The gRPC accept loop's counters.
     pub conn: std::sync::Arc<crate::listener::ConnStats>,
+    /// The HTTP port's.
+    pub http_conn: std::sync::Arc<crate::listener::ConnStats>,
 }
 
 impl Metrics {
@@ -129,6 +131,18 @@ impl Metrics {
             (
                 "tapvault_grpc_handshake_timeouts_total",
                 &self.conn.handshake_timeouts,
+            ),
+            (
+                "tapvault_grpc_connection_cap_reached_total",
+                &self.conn.cap_reached,
+            ),
+            (
+                "tapvault_http_handshake_timeouts_total",
+                &self.http_conn.handshake_timeouts,
+            ),
+            (
+                "tapvault_http_connection_cap_reached_total",
+                &self.http_conn.cap_reached,
             ),
         ] {
             let _ = writeln!(s, "# TYPE {name} counter");

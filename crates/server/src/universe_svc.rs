@@ -657,9 +657,16 @@ impl Universe for UniverseService {
             .acquire()
             .await
             .map_err(crate::errors::db_err)?;
+        let time = |what: &str, s: i64| {
+            Timestamp::checked_from_secs(s).ok_or_else(|| {
+                Status::from(ApiError::invalid(format!(
+                    "{what} {s} is not a time between the years 1 and 9999 (unix seconds)"
+                )))
+            })
+        };
         let (start, end) = (
-            Timestamp::from_secs(r.start_timestamp),
-            Timestamp::from_secs(end),
+            time("start_timestamp", r.start_timestamp)?,
+            time("end_timestamp", end)?,
         );
         let rows = su::events_by_day(&mut conn, t, start, end)
             .await

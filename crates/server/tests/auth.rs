@@ -146,7 +146,7 @@ async fn every_rejection_says_why() {
     )
     .await;
     assert_eq!(e.code(), Code::PermissionDenied);
-    assert!(e.message().contains("unknown tenant"), "{e}");
+    assert!(e.message().contains("issued to another tenant"), "{e}");
 
     // Scope: a read token cannot push.
     let read = s.token("alice", "read", 3600).await;
@@ -208,6 +208,65 @@ async fn every_rejection_says_why() {
     })
     .await
     .unwrap();
+    s.stop().await;
+}
+
+/// What the outside probes found: a token re-signed with a later `exp`
+/// outlived its record; two `authorization` headers were taken as "first
+/// wins"; refusals echoed the JWT library's words.
+#[tokio::test]
+async fn the_record_bounds_expiry_one_header_counts_and_refusals_speak_plainly() {
+    let s = TestServer::start_auth(vec![], &["alice"]).await;
+    let mut c = client(&s).await;
+    let keys = Keys::ed25519_in(&s.dir).unwrap();
+
+    // Recorded as expired an hour ago; the JWT claims another hour.
+    record(&s, "late-jti", "alice").await;
+    sqlx::query("UPDATE tokens SET expires_at = now() - interval '1 hour' WHERE jti = 'late-jti'")
+        .execute(&s.running().db.pool)
+        .await
+        .unwrap();
+    let e = info_err(
+        &mut c,
+        Some(&keys.sign(&claims("alice", "late-jti")).unwrap()),
+    )
+    .await;
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    assert!(e.message().contains("expired"), "{e}");
+
+    // Two authorization headers, both valid: refused, not "first wins".
+    let tok = s.token("alice", "push,read", 3600).await;
+    let mut r = Request::new(pb::InfoRequest {});
+    r.metadata_mut()
+        .append("authorization", format!("Bearer {tok}").parse().unwrap());
+    r.metadata_mut()
+        .append("authorization", format!("Bearer {tok}").parse().unwrap());
+    let e = c.info(r).await.expect_err("two headers must be refused");
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    assert!(
+        e.message().contains("several `authorization` headers"),
+        "{e}"
+    );
+
+    // Broken tokens: what is wrong, never the library's internals.
+    for bad in ["a.b.c", "!!!.???.###", "eyJhbGciOiJFZERTQSJ9.e30.", "x"] {
+        let e = info_err(&mut c, Some(bad)).await;
+        assert_eq!(e.code(), Code::Unauthenticated, "{bad}: {e}");
+        let m = e.message();
+        assert!(
+            m.contains("malformed token") || m.contains("claim") || m.contains("signature"),
+            "{bad}: {m}"
+        );
+        for internal in [
+            "Base64 error",
+            "Invalid symbol",
+            "offset",
+            "line ",
+            "column",
+        ] {
+            assert!(!m.contains(internal), "{bad}: {m}");
+        }
+    }
     s.stop().await;
 }
 

@@ -39,6 +39,7 @@ async fn accept_loop_backs_off_on_emfile_and_keeps_accepting() {
     }
     let stats = Arc::new(ConnStats::default());
     let limits = ConnLimits {
+        idle_timeout: std::time::Duration::from_secs(300),
         handshake_timeout: Duration::from_millis(500),
         max_connections: 100_000,
     };
@@ -60,7 +61,7 @@ async fn accept_loop_backs_off_on_emfile_and_keeps_accepting() {
         while let Some(conn) = conns.next().await {
             let conn = conn.unwrap();
             use tonic::transport::server::Connected;
-            if conn.connect_info().remote_addr() == Some(me) {
+            if conn.connect_info().remote == Some(me) {
                 return true;
             }
         }

@@ -134,6 +134,19 @@ impl Export {
         if v != FORMAT_VERSION && v != 1 {
             return Err(ExportError::Version(v));
         }
+        // A time outside what PostgreSQL (and any real clock) holds is a
+        // crafted file: refused here, never handed to the database.
+        let time = |pr: &mut Reader<'_>, what: &str| {
+            let us = pr.u64_be().map_err(m)? as i64;
+            let t = Timestamp::from_micros(us);
+            if t.in_range() {
+                Ok(t)
+            } else {
+                Err(ExportError::Malformed(format!(
+                    "{what}: time {us} µs is not between the years 1 and 9999"
+                )))
+            }
+        };
         let mut ex = Export::default();
         let mut first = true;
         while !r.is_empty() {
@@ -156,7 +169,7 @@ impl Export {
                 }
                 KIND_PROOF => {
                     let mut pr = Reader::new(payload);
-                    let received_at = Timestamp::from_micros(pr.u64_be().map_err(m)? as i64);
+                    let received_at = time(&mut pr, "proof")?;
                     ex.proofs.push(ExportedProof {
                         received_at,
                         raw: pr.take(pr.remaining() as u64).map_err(m)?.to_vec(),
@@ -165,7 +178,7 @@ impl Export {
                 KIND_BACKUP => {
                     let mut pr = Reader::new(payload);
                     let opaque = pr.u8().map_err(m)?;
-                    let received_at = Timestamp::from_micros(pr.u64_be().map_err(m)? as i64);
+                    let received_at = time(&mut pr, "wallet backup")?;
                     let source = utf8(pr.var_bytes(4096).map_err(m)?, "backup source")?;
                     let raw = pr.take(pr.remaining() as u64).map_err(m)?.to_vec();
                     ex.backups.push(ExportedBackup {
@@ -177,7 +190,7 @@ impl Export {
                 }
                 KIND_ADDRESS => {
                     let mut pr = Reader::new(payload);
-                    let at = Timestamp::from_micros(pr.u64_be().map_err(m)? as i64);
+                    let at = time(&mut pr, "address")?;
                     let a = utf8(pr.take(pr.remaining() as u64).map_err(m)?, "address")?;
                     ex.addresses.push((a, at));
                 }
@@ -192,7 +205,7 @@ impl Export {
                     };
                     let root_hash = pr.array::<32>().map_err(m)?;
                     let leaves = pr.var_bytes(u64::MAX).map_err(m)?.to_vec();
-                    let received_at = Some(Timestamp::from_micros(pr.u64_be().map_err(m)? as i64));
+                    let received_at = Some(time(&mut pr, "tapscript tree")?);
                     let label = utf8(pr.take(pr.remaining() as u64).map_err(m)?, "label")?;
                     ex.tapscripts.push(TapscriptRow {
                         key_x,
@@ -203,10 +216,17 @@ impl Export {
                         received_at,
                     });
                 }
-                KIND_LOG => ex.log.push(
-                    tapvault_codec::log::Entry::decode(payload)
-                        .map_err(|e| ExportError::Malformed(format!("receipt log: {e}")))?,
-                ),
+                KIND_LOG => {
+                    let e = tapvault_codec::log::Entry::decode(payload)
+                        .map_err(|e| ExportError::Malformed(format!("receipt log: {e}")))?;
+                    if !Timestamp::from_micros(e.arrived_at).in_range() {
+                        return Err(ExportError::Malformed(format!(
+                            "receipt log entry {}: time {} µs is not between the years 1 and 9999",
+                            e.index, e.arrived_at
+                        )));
+                    }
+                    ex.log.push(e)
+                }
                 k => return Err(ExportError::Malformed(format!("unknown record kind {k}"))),
             }
         }
@@ -294,27 +314,73 @@ pub async fn tenant_is_empty(
         && h.tapscripts == 0)
 }
 
+/// Why an import into a named tenant was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("tenant {0:?} already holds data: import into an empty tenant, or pass --merge")]
+    NotEmpty(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates the tenant (if new) and writes a prepared import, in one
+/// transaction: a refused or failed import leaves no tenant behind. The
+/// caller has checked the name.
+pub async fn import_tenant(
+    db: &Db,
+    name: &str,
+    merge: bool,
+    p: &Prepared,
+) -> Result<TenantId, ImportError> {
+    let mut tx = db.pool.begin().await.map_err(StoreError::from)?;
+    let id: TenantId = sqlx::query_scalar(
+        "INSERT INTO tenants (name) VALUES ($1)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id",
+    )
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    if !merge && !tenant_is_empty(&mut tx, id).await? {
+        return Err(ImportError::NotEmpty(name.to_string()));
+    }
+    write_tenant_tx(&mut tx, db, id, p).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(id)
+}
+
 /// Writes a prepared import in one transaction: all of it or nothing.
 pub async fn write_tenant(db: &Db, tenant: TenantId, p: &Prepared) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
+    write_tenant_tx(&mut tx, db, tenant, p).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write_tenant_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    db: &Db,
+    tenant: TenantId,
+    p: &Prepared,
+) -> Result<(), StoreError> {
     if !p.log.is_empty() {
-        crate::log::begin_replay(&mut tx).await?;
+        crate::log::begin_replay(tx).await?;
     }
     // One leaf per call, as live ingestion files them: versions come out
     // the same.
     for l in &p.leaves {
-        insert_leaves_tx(&mut tx, db, tenant, std::slice::from_ref(l)).await?;
+        insert_leaves_tx(tx, db, tenant, std::slice::from_ref(l)).await?;
     }
     for b in &p.backups {
-        sb::insert_backup_tx(&mut tx, db, tenant, b).await?;
+        sb::insert_backup_tx(tx, db, tenant, b).await?;
     }
-    sb::insert_addresses_tx(&mut tx, tenant, &p.addresses).await?;
+    sb::insert_addresses_tx(tx, tenant, &p.addresses).await?;
     for t in &p.tapscripts {
-        sb::insert_tapscript_conn(&mut tx, tenant, t).await?;
+        sb::insert_tapscript_conn(tx, tenant, t).await?;
     }
     if !p.log.is_empty() {
-        crate::log::replay(&mut tx, tenant, &p.log).await?;
+        crate::log::replay(tx, tenant, &p.log).await?;
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -77,6 +77,38 @@ pub async fn entries(
     rows.into_iter().map(EntryRow::entry).collect()
 }
 
+/// A log entry exactly as stored, checked against nothing: what
+/// `ListLogEntries` serves, so that an auditor outside can find an entry
+/// changed behind the server's back (its fields no longer hash to its
+/// leaf) and name it, rather than get an error for every page holding it.
+#[derive(FromRow, Clone, Debug)]
+pub struct StoredEntry {
+    pub seq: i64,
+    pub kind: i16,
+    pub content_hash: Vec<u8>,
+    pub arrived_at: Timestamp,
+    pub leaf_hash: Vec<u8>,
+}
+
+/// Entries `from..from+limit` in index order, as stored.
+pub async fn stored_entries(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    from: u64,
+    limit: u64,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let q = format!(
+        "SELECT {ENTRY_COLS} FROM log_entries WHERE tenant_id = $1 AND seq >= $2
+         ORDER BY seq LIMIT $3"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(q))
+        .bind(tenant)
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
 /// The first entry of each item, in one query.
 pub async fn first_entries(
     conn: &mut PgConnection,

@@ -43,6 +43,8 @@ pub struct TokenRecord {
     pub tenant_name: Option<String>,
     pub tenant_id: TenantId,
     pub scopes: String,
+    /// The expiry recorded at issue: the truth, whatever the JWT claims.
+    pub expires_at: Timestamp,
 }
 
 pub async fn tenant_id(db: &Db, name: &str) -> Result<Option<TenantId>, StoreError> {
@@ -206,7 +208,7 @@ pub async fn token_record(db: &Db, jti: &str) -> Result<Option<TokenRecord>, Sto
     }
     let rec: Option<TokenRecord> = sqlx::query_as(
         "SELECT t.revoked_at IS NOT NULL AS revoked, tn.name AS tenant_name,
-                t.tenant_id, t.scopes
+                t.tenant_id, t.scopes, tapvault_micros(t.expires_at) AS expires_at
          FROM tokens t LEFT JOIN tenants tn ON tn.id = t.tenant_id WHERE t.jti = $1",
     )
     .bind(jti)

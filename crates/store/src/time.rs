@@ -39,6 +39,24 @@ impl Timestamp {
         Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
     }
 
+    /// The earliest and latest times tapvault stores: years 1 to 9999
+    /// (PostgreSQL holds more, but nothing outside these is a real time, and
+    /// the arithmetic on them stays far from its limits).
+    pub const MIN: Timestamp = Timestamp(-62_135_596_800 * 1_000_000);
+    pub const MAX: Timestamp = Timestamp(253_402_300_799 * 1_000_000 + 999_999);
+
+    /// Whole seconds as a time, or `None` outside [`Self::MIN`]..=[`Self::MAX`].
+    pub fn checked_from_secs(s: i64) -> Option<Self> {
+        s.checked_mul(1_000_000)
+            .map(Timestamp)
+            .filter(Timestamp::in_range)
+    }
+
+    /// Whether the time is one tapvault stores.
+    pub fn in_range(&self) -> bool {
+        (Self::MIN..=Self::MAX).contains(self)
+    }
+
     pub const fn micros(self) -> i64 {
         self.0
     }
@@ -52,6 +70,18 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_storable_range_is_years_1_to_9999() {
+        assert!(Timestamp::checked_from_secs(0).is_some());
+        assert!(Timestamp::checked_from_secs(253_402_300_799).is_some());
+        assert!(Timestamp::checked_from_secs(253_402_300_800).is_none());
+        assert!(Timestamp::checked_from_secs(-62_135_596_800).is_some());
+        assert!(Timestamp::checked_from_secs(-62_135_596_801).is_none());
+        assert!(Timestamp::checked_from_secs(i64::MAX).is_none());
+        assert!(Timestamp::checked_from_secs(i64::MIN).is_none());
+        assert!(!Timestamp::from_micros(i64::MAX).in_range());
+    }
 
     #[test]
     fn seconds_round_down_also_before_the_epoch() {

@@ -355,6 +355,10 @@ struct RunCols<'a> {
     ev_tys: Vec<i16>,
     ev_keys: Vec<&'a [u8]>,
     ev_hashes: Vec<Vec<u8>>,
+    /// A duplicate's proof bytes, written again if their row is missing:
+    /// the leaf names them, so a push of them restores what was lost.
+    dup_hashes: Vec<Vec<u8>>,
+    dup_raws: Vec<&'a [u8]>,
 }
 
 impl<'a> RunCols<'a> {
@@ -374,6 +378,8 @@ impl<'a> RunCols<'a> {
             c.ev_keys.push(&l.leaf_key);
             c.ev_hashes.push(r.proof_hash.to_vec());
             if r.outcome == InsertOutcome::Duplicate {
+                c.dup_hashes.push(r.proof_hash.to_vec());
+                c.dup_raws.push(&l.raw);
                 continue;
             }
             c.uids.push(&l.universe_id);
@@ -448,6 +454,21 @@ async fn write_batch(
             INSERT INTO proofs (tenant_id, hash, raw)
             SELECT DISTINCT ON (proof_hash) $1, proof_hash, raw FROM i
             ON CONFLICT DO NOTHING
+         ),
+         d AS (
+            INSERT INTO proofs (tenant_id, hash, raw)
+            SELECT DISTINCT ON (h) $1, h, r FROM unnest($39::BYTEA[], $40::BYTEA[]) AS x(h, r)
+            WHERE NOT EXISTS (SELECT 1 FROM i WHERE i.proof_hash = x.h)
+            ON CONFLICT DO NOTHING
+            RETURNING length(raw) AS n
+         ),
+         -- A restored proof was charged when it first came (its loss
+         -- behind the server's back refunded nothing): the charge trigger
+         -- adds it again at the statement's end, so it is taken off here.
+         du AS (
+            UPDATE tenant_usage SET bytes = bytes - (SELECT sum(n) FROM d),
+                items = items - (SELECT count(*) FROM d)
+            WHERE tenant_id = $1 AND EXISTS (SELECT 1 FROM d)
          ),
          l AS (
             INSERT INTO universe_leaves (tenant_id, universe_id, proof_type, leaf_key, version,
@@ -532,6 +553,8 @@ async fn write_batch(
     .bind(&u_assets)
     .bind(&u_groups)
     .bind(&u_names)
+    .bind(&c.dup_hashes)
+    .bind(&c.dup_raws)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -4,6 +4,7 @@
 
 use super::{access_for_path, Access, Authenticator};
 use std::sync::Arc;
+use tapvault_api::listener::ConnInfo;
 use tonic::Status;
 
 /// Tower layer enforcing [`Authenticator`] on every gRPC call but health.
@@ -51,15 +52,74 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<BoxBody>) -> Self::Future {
+    fn call(&mut self, req: http::Request<BoxBody>) -> Self::Future {
         // Take the ready service, leave a clone (tower's readiness contract).
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
+            // The request is open on its connection until its response is
+            // sent: the accept loop closes only connections with none open.
+            let conn = req.extensions().get::<ConnInfo>().cloned();
+            let guard = conn.as_ref().map(|c| c.watch.request());
+            let res = Self::handle(inner, auth, req, conn).await?;
+            Ok(match guard {
+                Some(g) => res.map(|b| BoxBody::new(Guarded { body: b, _guard: g })),
+                None => res,
+            })
+        })
+    }
+}
+
+/// A response body holding its request's place on the connection.
+struct Guarded {
+    body: BoxBody,
+    _guard: tapvault_api::listener::RequestGuard,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<S> AuthService<S>
+where
+    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    async fn handle(
+        mut inner: S,
+        auth: Arc<Authenticator>,
+        mut req: http::Request<BoxBody>,
+        conn: Option<ConnInfo>,
+    ) -> Result<http::Response<BoxBody>, S::Error> {
+        {
             let path = req.uri().path().to_string();
             let (need, universe) = match access_for_path(&path) {
-                Some(Access::Open) => return inner.call(req).await,
+                Some(Access::Open) => {
+                    let res = inner.call(req).await?;
+                    return Ok(match tonic::Status::from_header_map(res.headers()) {
+                        Some(st) if st.code() == tonic::Code::Internal => {
+                            crate::errors::for_call(&path, st).into_http()
+                        }
+                        _ => res,
+                    });
+                }
                 Some(Access::Token { scope, universe }) => (scope, universe),
                 None => {
                     return Ok(Status::from(crate::errors::ApiError::denied(format!(
@@ -68,23 +128,11 @@ where
                     .into_http())
                 }
             };
-            let header = req
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let remote = req
-                .extensions()
-                .get::<tonic::transport::server::TcpConnectInfo>()
-                .and_then(|i| i.remote_addr())
-                .or_else(|| {
-                    req.extensions()
-                        .get::<tonic::transport::server::TlsConnectInfo<
-                            tonic::transport::server::TcpConnectInfo,
-                        >>()
-                        .and_then(|i| i.get_ref().remote_addr())
-                })
-                .map(|a| a.ip());
+            let header = match super::authorization_header(req.headers()) {
+                Ok(h) => h,
+                Err(s) => return Ok(s.into_http()),
+            };
+            let remote = conn.as_ref().and_then(|c| c.remote).map(|a| a.ip());
             let remote = remote.filter(|_| universe);
             match auth.check(header.as_deref(), remote, need).await {
                 Ok(_) if auth.read_only && super::writes(&path) => Ok(Status::from(
@@ -94,12 +142,22 @@ where
                 )
                 .into_http()),
                 Ok(p) => {
+                    if let Some(c) = &conn {
+                        c.watch.trust();
+                    }
                     req.extensions_mut().insert(p.tenant);
                     req.extensions_mut().insert(p);
-                    inner.call(req).await
+                    let res = inner.call(req).await?;
+                    // A unary call's error is its headers (trailers-only).
+                    match tonic::Status::from_header_map(res.headers()) {
+                        Some(st) if st.code() == tonic::Code::Internal => {
+                            Ok(crate::errors::for_call(&path, st).into_http())
+                        }
+                        _ => Ok(res),
+                    }
                 }
                 Err(status) => Ok(status.into_http()),
             }
-        })
+        }
     }
 }

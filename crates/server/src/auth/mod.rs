@@ -171,6 +171,14 @@ impl Authenticator {
             .ok_or_else(|| unauth("token is not known to this server (unknown jti)"))?;
         let (revoked, tenant_name, tid, recorded) =
             (rec.revoked, rec.tenant_name, rec.tenant_id, rec.scopes);
+        // The recorded expiry is the truth too: a token re-signed with a
+        // later `exp` (a leaked key, or HS256) still ends when it was issued
+        // to end.
+        if tapvault_store::Timestamp::now().secs()
+            > rec.expires_at.secs().saturating_add(LEEWAY as i64)
+        {
+            return Err(unauth(format!("token {} expired", claims.jti)));
+        }
         // The scopes recorded when the token was issued are the truth; a
         // token whose claim says more (signed by a leaked key, or edited
         // under HS256) gets no more than was issued.
@@ -185,8 +193,22 @@ impl Authenticator {
         if revoked {
             return Err(unauth(format!("token {} has been revoked", claims.jti)));
         }
-        if tenant_name.as_deref() != Some(claims.sub.as_str()) {
-            return Err(ApiError::denied(format!("unknown tenant {:?}", claims.sub)).into());
+        match tenant_name.as_deref() {
+            Some(n) if n == claims.sub => {}
+            Some(_) => {
+                return Err(ApiError::denied(format!(
+                    "token {} was issued to another tenant than the {:?} its `sub` names",
+                    claims.jti, claims.sub
+                ))
+                .into())
+            }
+            None => {
+                return Err(ApiError::denied(format!(
+                    "the tenant of token {} no longer exists",
+                    claims.jti
+                ))
+                .into())
+            }
         }
         if !scopes.contains(&need) {
             return Err(ApiError::denied(format!(
@@ -269,9 +291,46 @@ impl Authenticator {
                     }
                     JwtErr::InvalidSignature => "bad token signature".to_string(),
                     JwtErr::MissingRequiredClaim(c) => format!("token lacks the `{c}` claim"),
-                    _ => format!("malformed token: {e}"),
+                    // The library's own words name byte offsets and parser
+                    // states; the caller needs to know which part is wrong.
+                    JwtErr::InvalidToken => {
+                        "malformed token: want three base64url parts separated by dots".to_string()
+                    }
+                    JwtErr::Base64(_) => "malformed token: a part is not base64url".to_string(),
+                    JwtErr::Json(_) | JwtErr::Utf8(_) => {
+                        "malformed token: its header or claims are not the JSON a token carries"
+                            .to_string()
+                    }
+                    JwtErr::InvalidClaimFormat(c) => {
+                        format!("token claim `{c}` has the wrong type")
+                    }
+                    JwtErr::MissingAlgorithm | JwtErr::InvalidAlgorithmName => {
+                        format!("token algorithm not allowed (want {:?})", keys.alg)
+                    }
+                    _ => "malformed token".to_string(),
                 })
             })
+    }
+}
+
+/// The request's one `authorization` header. Two are refused: which one
+/// counts would depend on the proxy in between, and a proxy that adds its
+/// own must not let a caller's slip through or vice versa.
+pub fn authorization_header(h: &http::HeaderMap) -> Result<Option<String>, Status> {
+    let mut all = h.get_all(http::header::AUTHORIZATION).iter();
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(unauth(
+            "several `authorization` headers: send exactly one `Bearer <token>`",
+        ));
+    }
+    match first.to_str() {
+        Ok(v) => Ok(Some(v.to_string())),
+        Err(_) => Err(unauth(
+            "the `authorization` header is not text: send `Bearer <token>`",
+        )),
     }
 }
 
