@@ -262,14 +262,20 @@ impl Conn {
         }
     }
 
+    /// The error that closes the connection, when it has outlived its rules.
+    fn closing(&self, now: Instant) -> Option<io::Error> {
+        let why = self.watch.expired(&self.limits, now)?;
+        tracing::debug!("closing connection from {:?}: {why}", self.remote);
+        Some(io::Error::new(io::ErrorKind::TimedOut, why))
+    }
+
     /// Fails the read when the connection has outlived its rules; else
     /// arms the timer for the next look.
     fn check(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         loop {
             let now = Instant::now();
-            if let Some(why) = self.watch.expired(&self.limits, now) {
-                tracing::debug!("closing connection from {:?}: {why}", self.remote);
-                return Some(io::Error::new(io::ErrorKind::TimedOut, why));
+            if let Some(e) = self.closing(now) {
+                return Some(e);
             }
             *self.watch.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
             let at = self.watch.next_check(&self.limits, now);
@@ -310,12 +316,10 @@ impl AsyncRead for Conn {
                 Some(e) => Poll::Ready(Err(e)),
                 None => Poll::Pending,
             },
-            Poll::Ready(Ok(())) if self.watch.expired(&self.limits, Instant::now()).is_some() => {
-                match self.check(cx) {
-                    Some(e) => Poll::Ready(Err(e)),
-                    None => Poll::Ready(Ok(())),
-                }
-            }
+            Poll::Ready(Ok(())) => match self.closing(Instant::now()) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Ready(Ok(())),
+            },
             other => other,
         }
     }

@@ -27,6 +27,18 @@ fn audit(addr: &str, state: &Path) -> (i32, serde_json::Value) {
     (o.status.code().unwrap_or(-1), rep)
 }
 
+/// A plaintext server without tokens on the test database.
+fn config(dir: &Path, url: &str) -> ServeConfig {
+    let mut cfg = ServeConfig::new(dir.to_path_buf());
+    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.database_url = Some(url.to_string());
+    cfg.tls = false;
+    cfg.auth = false;
+    cfg.verify = VerifyLevel::DecodeOnly;
+    cfg
+}
+
 fn problems(rep: &serde_json::Value) -> Vec<String> {
     rep["problems"]
         .as_array()
@@ -40,16 +52,7 @@ fn problems(rep: &serde_json::Value) -> Vec<String> {
 async fn audit_passes_a_clean_log_and_names_what_was_lost_or_rewritten() {
     let tdb = testdb::create().await;
     let dir = std::env::temp_dir().join(format!("tapvault-audit-{}", tdb.name));
-    let start = || {
-        let mut cfg = ServeConfig::new(dir.clone());
-        cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.database_url = Some(tdb.url.clone());
-        cfg.tls = false;
-        cfg.auth = false;
-        cfg.verify = VerifyLevel::DecodeOnly;
-        tapvault_server::start(cfg)
-    };
+    let start = || tapvault_server::start(config(&dir, &tdb.url));
     let srv = start().await.unwrap();
     let addr = srv.grpc_addr.to_string();
     let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
@@ -162,14 +165,9 @@ async fn audit_passes_a_clean_log_and_names_what_was_lost_or_rewritten() {
 async fn audit_names_a_log_entry_changed_behind_the_servers_back() {
     let tdb = testdb::create().await;
     let dir = std::env::temp_dir().join(format!("tapvault-audit-alt-{}", tdb.name));
-    let mut cfg = ServeConfig::new(dir.clone());
-    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.database_url = Some(tdb.url.clone());
-    cfg.tls = false;
-    cfg.auth = false;
-    cfg.verify = VerifyLevel::DecodeOnly;
-    let srv = tapvault_server::start(cfg).await.unwrap();
+    let srv = tapvault_server::start(config(&dir, &tdb.url))
+        .await
+        .unwrap();
     let addr = srv.grpc_addr.to_string();
     let ch = client::channel(&addr, &Trust::Plaintext).unwrap();
     let (mut b, _) = client::clients(ch, None).unwrap();

@@ -30,6 +30,24 @@ fn config(dir: &std::path::Path, url: String, read_only: bool) -> ServeConfig {
     cfg
 }
 
+/// `tapvault recover` against a plaintext server, into `out`.
+fn recover_from(addr: &str, out: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tapvault"))
+        .args([
+            "recover",
+            "--server",
+            addr,
+            "--plaintext",
+            "--quiet",
+            "--no-header",
+            "--out",
+        ])
+        .arg(out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_server_on_the_standby_serves_recovery_while_the_primary_is_down() {
     let pair = replica::Pair::new("sync");
@@ -127,20 +145,7 @@ async fn a_read_only_server_on_the_standby_serves_recovery_while_the_primary_is_
     // Recovery works against it unchanged.
     let out = pair.base.join("recovery");
     let t0 = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_tapvault"))
-        .args([
-            "recover",
-            "--server",
-            &addr,
-            "--plaintext",
-            "--quiet",
-            "--no-header",
-            "--out",
-        ])
-        .arg(&out)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let o = recover_from(&addr, &out);
     assert!(
         o.status.success(),
         "{}{}",
@@ -222,20 +227,7 @@ async fn recovery_runs_without_a_signed_head_and_a_clean_stop_signs_one() {
         .await
         .unwrap();
     let out = base.join("recovery");
-    let o = Command::new(env!("CARGO_BIN_EXE_tapvault"))
-        .args([
-            "recover",
-            "--server",
-            &ro.grpc_addr.to_string(),
-            "--plaintext",
-            "--quiet",
-            "--no-header",
-            "--out",
-        ])
-        .arg(&out)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let o = recover_from(&ro.grpc_addr.to_string(), &out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),

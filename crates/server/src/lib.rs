@@ -520,12 +520,7 @@ async fn serve_http(
                 let guard = info.watch.request();
                 async move {
                     let res = next.run(req).await;
-                    res.map(|b| {
-                        axum::body::Body::new(Guarded {
-                            body: b,
-                            _guard: guard,
-                        })
-                    })
+                    res.map(|b| axum::body::Body::new(auth::Guarded::new(b, guard)))
                 }
             },
         ));
@@ -551,29 +546,6 @@ async fn serve_http(
         while conns.try_join_next().is_some() {}
     }
     while conns.join_next().await.is_some() {}
-}
-
-/// An HTTP response body holding its request's place on the connection.
-struct Guarded {
-    body: axum::body::Body,
-    _guard: listener::RequestGuard,
-}
-
-impl http_body::Body for Guarded {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// Watches the database in use; when it fails (or becomes a standby),

@@ -350,14 +350,7 @@ pub async fn import_tenant(
     Ok(id)
 }
 
-/// Writes a prepared import in one transaction: all of it or nothing.
-pub async fn write_tenant(db: &Db, tenant: TenantId, p: &Prepared) -> Result<(), StoreError> {
-    let mut tx = db.pool.begin().await?;
-    write_tenant_tx(&mut tx, db, tenant, p).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
+/// Writes a prepared import in the caller's transaction.
 async fn write_tenant_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     db: &Db,

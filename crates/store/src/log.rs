@@ -9,41 +9,6 @@ use crate::time::Timestamp;
 use sqlx::{FromRow, PgConnection, Postgres, Transaction};
 use tapvault_codec::log::{Entry, Kind};
 
-#[derive(FromRow)]
-struct EntryRow {
-    seq: i64,
-    kind: i16,
-    content_hash: [u8; 32],
-    arrived_at: Timestamp,
-    leaf_hash: [u8; 32],
-}
-
-impl EntryRow {
-    /// The entry, refusing a row whose stored leaf hash disagrees with its
-    /// fields (changed behind the server's back).
-    fn entry(self) -> Result<Entry, StoreError> {
-        let kind = u8::try_from(self.kind)
-            .ok()
-            .and_then(Kind::from_code)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("log entry {} kind {}", self.seq, self.kind))
-            })?;
-        let e = Entry {
-            kind,
-            content_hash: self.content_hash,
-            index: self.seq as u64,
-            arrived_at: self.arrived_at.micros(),
-        };
-        if e.leaf_hash() != self.leaf_hash {
-            return Err(StoreError::Corrupt(format!(
-                "log entry {} does not match its leaf hash",
-                self.seq
-            )));
-        }
-        Ok(e)
-    }
-}
-
 const ENTRY_COLS: &str =
     "seq, kind, content_hash, tapvault_micros(arrived_at) AS arrived_at, leaf_hash";
 
@@ -57,24 +22,19 @@ pub async fn size(conn: &mut PgConnection, tenant: TenantId) -> Result<u64, Stor
     Ok(n.unwrap_or(0) as u64)
 }
 
-/// Entries `from..from+limit` in index order.
+/// Entries `from..from+limit` in index order, each checked against its
+/// leaf hash (a changed one is an error: the signer must not sign over it).
 pub async fn entries(
     conn: &mut PgConnection,
     tenant: TenantId,
     from: u64,
     limit: u64,
 ) -> Result<Vec<Entry>, StoreError> {
-    let q = format!(
-        "SELECT {ENTRY_COLS} FROM log_entries WHERE tenant_id = $1 AND seq >= $2
-         ORDER BY seq LIMIT $3"
-    );
-    let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(q))
-        .bind(tenant)
-        .bind(i64::try_from(from).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.into_iter().map(EntryRow::entry).collect()
+    stored_entries(conn, tenant, from, limit)
+        .await?
+        .into_iter()
+        .map(StoredEntry::entry)
+        .collect()
 }
 
 /// A log entry exactly as stored, checked against nothing: what
@@ -88,6 +48,31 @@ pub struct StoredEntry {
     pub content_hash: Vec<u8>,
     pub arrived_at: Timestamp,
     pub leaf_hash: Vec<u8>,
+}
+
+impl StoredEntry {
+    /// The entry, refusing a row whose stored leaf hash disagrees with its
+    /// fields (changed behind the server's back).
+    pub fn entry(self) -> Result<Entry, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("log entry {} {what}", self.seq));
+        let kind = u8::try_from(self.kind)
+            .ok()
+            .and_then(Kind::from_code)
+            .ok_or_else(|| corrupt(&format!("kind {}", self.kind)))?;
+        let content_hash: [u8; 32] = self.content_hash[..]
+            .try_into()
+            .map_err(|_| corrupt("has a content hash that is not 32 bytes"))?;
+        let e = Entry {
+            kind,
+            content_hash,
+            index: self.seq as u64,
+            arrived_at: self.arrived_at.micros(),
+        };
+        if e.leaf_hash()[..] != self.leaf_hash[..] {
+            return Err(corrupt("does not match its leaf hash"));
+        }
+        Ok(e)
+    }
 }
 
 /// Entries `from..from+limit` in index order, as stored.
@@ -123,7 +108,7 @@ pub async fn first_entries(
          JOIN log_entries e ON e.tenant_id = $1 AND e.kind = i.k AND e.content_hash = i.h
          ORDER BY e.kind, e.content_hash, e.seq"
     );
-    let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(q))
+    let rows: Vec<StoredEntry> = sqlx::query_as(sqlx::AssertSqlSafe(q))
         .bind(tenant)
         .bind(&kinds)
         .bind(&hashes)

@@ -58,32 +58,52 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
+            let path = req.uri().path().to_string();
             // The request is open on its connection until its response is
             // sent: the accept loop closes only connections with none open.
             let conn = req.extensions().get::<ConnInfo>().cloned();
             let guard = conn.as_ref().map(|c| c.watch.request());
-            let res = Self::handle(inner, auth, req, conn).await?;
+            let res = Self::handle(inner, auth, req, &path, conn).await?;
+            // A unary call's error is its headers (trailers-only): an
+            // INTERNAL is worded for the call (crate::errors::for_call).
+            let res = match tonic::Status::from_header_map(res.headers()) {
+                Some(st) if st.code() == tonic::Code::Internal => {
+                    crate::errors::for_call(&path, st).into_http()
+                }
+                _ => res,
+            };
             Ok(match guard {
-                Some(g) => res.map(|b| BoxBody::new(Guarded { body: b, _guard: g })),
+                Some(g) => res.map(|b| BoxBody::new(Guarded::new(b, g))),
                 None => res,
             })
         })
     }
 }
 
-/// A response body holding its request's place on the connection.
-struct Guarded {
-    body: BoxBody,
+/// A response body holding its request's place on its connection (gRPC
+/// here, HTTP in `serve_http`): the request counts as open until it is
+/// sent or dropped.
+pub(crate) struct Guarded<B> {
+    body: B,
     _guard: tapvault_api::listener::RequestGuard,
 }
 
-impl http_body::Body for Guarded {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
+impl<B> Guarded<B> {
+    pub(crate) fn new(body: B, guard: tapvault_api::listener::RequestGuard) -> Self {
+        Guarded {
+            body,
+            _guard: guard,
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
         std::pin::Pin::new(&mut self.body).poll_frame(cx)
     }
     fn is_end_stream(&self) -> bool {
@@ -106,58 +126,41 @@ where
         mut inner: S,
         auth: Arc<Authenticator>,
         mut req: http::Request<BoxBody>,
+        path: &str,
         conn: Option<ConnInfo>,
     ) -> Result<http::Response<BoxBody>, S::Error> {
-        {
-            let path = req.uri().path().to_string();
-            let (need, universe) = match access_for_path(&path) {
-                Some(Access::Open) => {
-                    let res = inner.call(req).await?;
-                    return Ok(match tonic::Status::from_header_map(res.headers()) {
-                        Some(st) if st.code() == tonic::Code::Internal => {
-                            crate::errors::for_call(&path, st).into_http()
-                        }
-                        _ => res,
-                    });
-                }
-                Some(Access::Token { scope, universe }) => (scope, universe),
-                None => {
-                    return Ok(Status::from(crate::errors::ApiError::denied(format!(
-                        "method {path} is not offered to any credentials"
-                    )))
-                    .into_http())
-                }
-            };
-            let header = match super::authorization_header(req.headers()) {
-                Ok(h) => h,
-                Err(s) => return Ok(s.into_http()),
-            };
-            let remote = conn.as_ref().and_then(|c| c.remote).map(|a| a.ip());
-            let remote = remote.filter(|_| universe);
-            match auth.check(header.as_deref(), remote, need).await {
-                Ok(_) if auth.read_only && super::writes(&path) => Ok(Status::from(
-                    crate::errors::ApiError::refused(
-                        "read-only replica: this server serves reads only (writes go to the primary vault)",
-                    ),
-                )
-                .into_http()),
-                Ok(p) => {
-                    if let Some(c) = &conn {
-                        c.watch.trust();
-                    }
-                    req.extensions_mut().insert(p.tenant);
-                    req.extensions_mut().insert(p);
-                    let res = inner.call(req).await?;
-                    // A unary call's error is its headers (trailers-only).
-                    match tonic::Status::from_header_map(res.headers()) {
-                        Some(st) if st.code() == tonic::Code::Internal => {
-                            Ok(crate::errors::for_call(&path, st).into_http())
-                        }
-                        _ => Ok(res),
-                    }
-                }
-                Err(status) => Ok(status.into_http()),
+        let (need, universe) = match access_for_path(path) {
+            Some(Access::Open) => return inner.call(req).await,
+            Some(Access::Token { scope, universe }) => (scope, universe),
+            None => {
+                return Ok(Status::from(crate::errors::ApiError::denied(format!(
+                    "method {path} is not offered to any credentials"
+                )))
+                .into_http())
             }
+        };
+        let header = match super::authorization_header(req.headers()) {
+            Ok(h) => h,
+            Err(s) => return Ok(s.into_http()),
+        };
+        let remote = conn.as_ref().and_then(|c| c.remote).map(|a| a.ip());
+        let remote = remote.filter(|_| universe);
+        match auth.check(header.as_deref(), remote, need).await {
+            Ok(_) if auth.read_only && super::writes(path) => Ok(Status::from(
+                crate::errors::ApiError::refused(
+                    "read-only replica: this server serves reads only (writes go to the primary vault)",
+                ),
+            )
+            .into_http()),
+            Ok(p) => {
+                if let Some(c) = &conn {
+                    c.watch.trust();
+                }
+                req.extensions_mut().insert(p.tenant);
+                req.extensions_mut().insert(p);
+                inner.call(req).await
+            }
+            Err(status) => Ok(status.into_http()),
         }
     }
 }

@@ -16,6 +16,7 @@ pub use jwt::{
     add_tenant, check_tenant_name, issue, list_tenants, list_tokens, revoke, tenant_id, Claims,
     Keys, TenantRow, TokenRow, AUDIENCE, ISSUER,
 };
+pub(crate) use layer::Guarded;
 pub use layer::{AuthLayer, AuthService};
 pub use trusted::TrustedNetwork;
 
